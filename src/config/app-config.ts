@@ -1,0 +1,158 @@
+import { z } from 'zod';
+
+export const PROVIDER_NAMES = ['elevenlabs', 'cartesia'] as const;
+export type ProviderName = (typeof PROVIDER_NAMES)[number];
+
+export const ROLES = ['api', 'worker', 'scheduler'] as const;
+export type Role = (typeof ROLES)[number];
+
+export const DEV_JWT_SECRET = 'dev-only-insecure-secret-change-me';
+
+const csv = <T extends string>(allowed: readonly [T, ...T[]]) =>
+  z
+    .string()
+    .transform((s) =>
+      s
+        .split(',')
+        .map((p) => p.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.enum(allowed)).min(1));
+
+const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
+const onOff = z.enum(['on', 'off']);
+
+/** Every variable of CONTRACT.md; nothing outside src/config reads process.env. */
+const schema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  PORT: int(3000).pipe(z.number().max(65535)),
+  DATABASE_URL: z.url().default('postgres://postgres@127.0.0.1:5432/voice_slots'),
+  DB_MIGRATE: onOff.default('on'),
+  REDIS_URL: z.url().default('redis://127.0.0.1:6379'),
+  QUEUE_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]+$/)
+    .default('voice-slots'),
+  APP_ROLES: csv(ROLES).default(['api', 'worker', 'scheduler']),
+  WORKER_PROVIDERS: csv(PROVIDER_NAMES).optional(),
+  AUTH_JWT_SECRET: z.string().min(16).default(DEV_JWT_SECRET),
+  AUTH_JWKS_URL: z.url().optional(),
+  AUTH_ISSUER: z.string().optional(),
+  AUTH_AUDIENCE: z.string().optional(),
+  STORAGE_DRIVER: z.enum(['local', 's3']).default('local'),
+  STORAGE_DIR: z.string().default('./data/samples'),
+  S3_BUCKET: z.string().optional(),
+  S3_REGION: z.string().optional(),
+  S3_ENDPOINT: z.url().optional(),
+  S3_FORCE_PATH_STYLE: z.stringbool().default(false),
+  MAX_SAMPLE_BYTES: int(26_214_400, 1),
+  MIN_SAMPLE_SECONDS: z.coerce.number().min(0).default(1),
+  MAX_SAMPLE_SECONDS: z.coerce.number().positive().default(600),
+  ELEVENLABS_API_KEY: z.string().min(1).optional(),
+  ELEVENLABS_BASE_URL: z.url().optional(),
+  ELEVENLABS_SLOT_LIMIT: z.coerce.number().int().min(0).optional(),
+  CARTESIA_API_KEY: z.string().min(1).optional(),
+  CARTESIA_BASE_URL: z.url().optional(),
+  CARTESIA_SLOT_LIMIT: int(100),
+  CARTESIA_VERSION: z.string().default('2025-11-04'),
+  PROVIDER_SANDBOX: onOff.optional(),
+  RECLAIM_MIN_IDLE_SECONDS: int(600),
+  RECLAIM_MIN_RESIDENCY_SECONDS: int(120),
+  ACTIVATION_LEASE_SECONDS: int(300, 1),
+  SCHEDULER_STRATEGY: z.enum(['fair', 'legacy']).default('fair'),
+  ALLOCATION_LEASE_SECONDS: int(120, 1),
+  MAX_ATTEMPTS: int(5, 1),
+  USER_MAX_PENDING: int(10, 1),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Period of the scheduler's safety-net timers (dispatch, sweeper). Mostly for tests. */
+  SCHEDULER_TICK_SECONDS: int(10, 1),
+  /** Sandbox tuning when it starts in-process (npm run sandbox reads the same). */
+  SANDBOX_PORT: int(0),
+  SANDBOX_VOICE_LIMIT: int(10, 0),
+  SANDBOX_LATENCY_MS: int(0),
+});
+
+type Env = z.infer<typeof schema>;
+
+export interface ProviderSettings {
+  name: ProviderName;
+  apiKey?: string;
+  baseUrl?: string;
+  /** Configured cap; the account's own limit also applies where the provider reports one. */
+  slotLimit?: number;
+  /** True when the built-in sandbox must serve this provider. */
+  sandbox: boolean;
+}
+
+export interface AppConfig extends Omit<Env, 'APP_ROLES' | 'WORKER_PROVIDERS'> {
+  roles: ReadonlySet<Role>;
+  workerProviders: readonly ProviderName[];
+  providers: Record<ProviderName, ProviderSettings>;
+  sandboxEnabled: boolean;
+}
+
+export class ConfigError extends Error {}
+
+/**
+ * Parses and validates the environment once. Throws a ConfigError naming every bad variable, so a
+ * misconfigured replica stops at start instead of failing on first use.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  const problems: string[] = [];
+  const production = e.NODE_ENV === 'production';
+  const sandboxEnabled = (e.PROVIDER_SANDBOX ?? (production ? 'off' : 'on')) === 'on';
+  if (production && e.AUTH_JWT_SECRET === DEV_JWT_SECRET && !e.AUTH_JWKS_URL) {
+    problems.push('AUTH_JWT_SECRET: the development default is refused in production');
+  }
+  if (production && e.PROVIDER_SANDBOX === undefined && (!e.ELEVENLABS_API_KEY || !e.CARTESIA_API_KEY)) {
+    // Not an error: key-less providers are simply disabled in production unless asked for.
+  }
+  if (e.STORAGE_DRIVER === 's3' && !e.S3_BUCKET) {
+    problems.push('S3_BUCKET: required when STORAGE_DRIVER=s3');
+  }
+  if (e.MIN_SAMPLE_SECONDS >= e.MAX_SAMPLE_SECONDS) {
+    problems.push('MIN_SAMPLE_SECONDS: must be below MAX_SAMPLE_SECONDS');
+  }
+  const providers: Record<ProviderName, ProviderSettings> = {
+    elevenlabs: {
+      name: 'elevenlabs',
+      apiKey: e.ELEVENLABS_API_KEY,
+      baseUrl: e.ELEVENLABS_BASE_URL ?? (e.ELEVENLABS_API_KEY ? 'https://api.elevenlabs.io' : undefined),
+      slotLimit: e.ELEVENLABS_SLOT_LIMIT,
+      sandbox: !e.ELEVENLABS_API_KEY && !e.ELEVENLABS_BASE_URL && sandboxEnabled,
+    },
+    cartesia: {
+      name: 'cartesia',
+      apiKey: e.CARTESIA_API_KEY,
+      baseUrl: e.CARTESIA_BASE_URL ?? (e.CARTESIA_API_KEY ? 'https://api.cartesia.ai' : undefined),
+      slotLimit: e.CARTESIA_SLOT_LIMIT,
+      sandbox: !e.CARTESIA_API_KEY && !e.CARTESIA_BASE_URL && sandboxEnabled,
+    },
+  };
+  const enabled = PROVIDER_NAMES.filter((p) => providers[p].baseUrl || providers[p].sandbox);
+  const workerProviders = e.WORKER_PROVIDERS ?? enabled;
+  for (const p of workerProviders) {
+    if (!enabled.includes(p)) problems.push(`WORKER_PROVIDERS: provider ${p} has no API key or base URL and the sandbox is off`);
+  }
+  if (problems.length) {
+    throw new ConfigError(`Invalid configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+  }
+  const { APP_ROLES, WORKER_PROVIDERS: _wp, ...rest } = e;
+  return {
+    ...rest,
+    roles: new Set(APP_ROLES),
+    workerProviders,
+    providers,
+    sandboxEnabled,
+  };
+}
+
+export function enabledProviders(config: AppConfig): ProviderName[] {
+  return PROVIDER_NAMES.filter((p) => config.providers[p].baseUrl || config.providers[p].sandbox);
+}
