@@ -110,7 +110,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   if (production && e.AUTH_JWT_SECRET === DEV_JWT_SECRET && !e.AUTH_JWKS_URL) {
     problems.push('AUTH_JWT_SECRET: the development default is refused in production');
   }
-  if (production && e.PROVIDER_SANDBOX === undefined && (!e.ELEVENLABS_API_KEY || !e.CARTESIA_API_KEY)) {
+  if (
+    production &&
+    e.PROVIDER_SANDBOX === undefined &&
+    (!e.ELEVENLABS_API_KEY || !e.CARTESIA_API_KEY)
+  ) {
     // Not an error: key-less providers are simply disabled in production unless asked for.
   }
   if (e.STORAGE_DRIVER === 's3' && !e.S3_BUCKET) {
@@ -123,7 +127,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     elevenlabs: {
       name: 'elevenlabs',
       apiKey: e.ELEVENLABS_API_KEY,
-      baseUrl: e.ELEVENLABS_BASE_URL ?? (e.ELEVENLABS_API_KEY ? 'https://api.elevenlabs.io' : undefined),
+      baseUrl:
+        e.ELEVENLABS_BASE_URL ?? (e.ELEVENLABS_API_KEY ? 'https://api.elevenlabs.io' : undefined),
       slotLimit: e.ELEVENLABS_SLOT_LIMIT,
       sandbox: !e.ELEVENLABS_API_KEY && !e.ELEVENLABS_BASE_URL && sandboxEnabled,
     },
@@ -138,7 +143,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const enabled = PROVIDER_NAMES.filter((p) => providers[p].baseUrl || providers[p].sandbox);
   const workerProviders = e.WORKER_PROVIDERS ?? enabled;
   for (const p of workerProviders) {
-    if (!enabled.includes(p)) problems.push(`WORKER_PROVIDERS: provider ${p} has no API key or base URL and the sandbox is off`);
+    if (!enabled.includes(p))
+      problems.push(
+        `WORKER_PROVIDERS: provider ${p} has no API key or base URL and the sandbox is off`,
+      );
   }
   if (problems.length) {
     throw new ConfigError(`Invalid configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);

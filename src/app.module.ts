@@ -1,0 +1,37 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
+import { LoggerModule } from 'nestjs-pino';
+import type { AppConfig } from './config/app-config';
+import { AuthModule } from './auth/auth.module';
+import { ProblemFilter } from './common/problem';
+import { ConfigModule } from './config/config.module';
+import { hasRole } from './config/roles';
+import { DatabaseModule } from './database/database.module';
+import { loggerParams } from './observability/logging';
+import { ObservabilityModule } from './observability/observability.module';
+import { QueueModule } from './queue/queue.module';
+import { SchedulerModule } from './scheduler/scheduler.module';
+import { VoiceApiModule } from './voice/voice-api.module';
+import { VoiceModule } from './voice/voice.module';
+
+/** The whole service; the roles of this replica decide which routes and processors are mounted. */
+@Module({})
+export class AppModule {
+  static forRoot(config: AppConfig): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        ConfigModule.forRoot(config),
+        LoggerModule.forRoot(loggerParams(config)),
+        DatabaseModule,
+        QueueModule,
+        AuthModule,
+        ObservabilityModule,
+        VoiceModule,
+        SchedulerModule,
+        ...(hasRole(config, 'api') ? [VoiceApiModule] : []),
+      ],
+      providers: [{ provide: APP_FILTER, useClass: ProblemFilter }],
+    };
+  }
+}

@@ -1,0 +1,66 @@
+import { Client } from 'pg';
+import { DataSource, type DataSourceOptions } from 'typeorm';
+import { ENTITIES } from './entities';
+import { InitialSchema1764489600000 } from './migrations/1764489600000-initial-schema';
+
+export const MIGRATIONS = [InitialSchema1764489600000];
+
+export function dataSourceOptions(databaseUrl: string): DataSourceOptions {
+  return {
+    type: 'postgres',
+    url: databaseUrl,
+    entities: ENTITIES,
+    migrations: MIGRATIONS,
+    migrationsTransactionMode: 'each',
+    synchronize: false,
+    // Workers, the API and the dispatcher share one pool; 20 keeps a 2-core box busy without
+    // exhausting Postgres' default 100 connections across a few replicas.
+    extra: { max: 20 },
+  };
+}
+
+/**
+ * Creates the database named in the URL when it does not exist, so a newcomer's first start (and
+ * each test run's private database) needs no manual step.
+ */
+export async function ensureDatabase(databaseUrl: string): Promise<void> {
+  const url = new URL(databaseUrl);
+  const name = decodeURIComponent(url.pathname.replace(/^\//, ''));
+  if (!name) return;
+  url.pathname = '/postgres';
+  const client = new Client({ connectionString: url.toString() });
+  await client.connect();
+  try {
+    const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    if (found.rowCount === 0) {
+      const quoted = '"' + name.replace(/"/g, '""') + '"';
+      await client.query(`CREATE DATABASE ${quoted}`).catch((err: { code?: string }) => {
+        // Two replicas starting together may race to create it.
+        if (err.code !== '42P04' && err.code !== '23505') throw err;
+      });
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+/** Applies pending migrations under an advisory lock so replicas starting together migrate once. */
+export async function runMigrations(databaseUrl: string): Promise<string[]> {
+  await ensureDatabase(databaseUrl);
+  const ds = new DataSource(dataSourceOptions(databaseUrl));
+  await ds.initialize();
+  try {
+    const runner = ds.createQueryRunner();
+    await runner.connect();
+    try {
+      await runner.query('SELECT pg_advisory_lock(774411)');
+      const applied = await ds.runMigrations({ transaction: 'each' });
+      return applied.map((m) => m.name);
+    } finally {
+      await runner.query('SELECT pg_advisory_unlock(774411)').catch(() => undefined);
+      await runner.release();
+    }
+  } finally {
+    await ds.destroy();
+  }
+}

@@ -1,0 +1,95 @@
+import {
+  Column,
+  CreateDateColumn,
+  Entity,
+  PrimaryColumn,
+  PrimaryGeneratedColumn,
+  UpdateDateColumn,
+} from 'typeorm';
+import type { ProviderName } from '../config/app-config';
+import {
+  VOICE_EVENT_REASONS,
+  VOICE_EVENT_TYPES,
+  VOICE_STATUSES,
+  type VoiceEventReason,
+  type VoiceEventType,
+  type VoiceStatus,
+} from '../voice/voice-status';
+import { PROVIDER_NAMES } from '../config/app-config';
+
+// Entities mirror the migration exactly; the schema itself is owned by migrations, never synchronize.
+
+@Entity({ name: 'voices' })
+export class VoiceEntity {
+  @PrimaryColumn('uuid') id!: string;
+  @Column('text', { name: 'user_id' }) userId!: string;
+  @Column('text') name!: string;
+  @Column({ type: 'enum', enumName: 'provider_name', enum: PROVIDER_NAMES })
+  provider!: ProviderName;
+  @Column('text', { nullable: true }) language!: string | null;
+  @Column({ type: 'enum', enumName: 'voice_status', enum: VOICE_STATUSES }) status!: VoiceStatus;
+  /** Bumped on every claim or take-over; a job carrying an older token is stale and does nothing. */
+  @Column('bigint', { name: 'fencing_token' }) fencingToken!: string;
+  @Column('int') attempts!: number;
+  /** Start tag of start-time fair queuing: the claim order across users of one provider. */
+  @Column('bigint', { name: 'fair_tag', nullable: true }) fairTag!: string | null;
+  @Column('timestamptz', { name: 'queued_at', nullable: true }) queuedAt!: Date | null;
+  @Column('timestamptz', { name: 'allocation_lease_expires_at', nullable: true })
+  allocationLeaseExpiresAt!: Date | null;
+  @Column('timestamptz', { name: 'lease_expires_at', nullable: true }) leaseExpiresAt!: Date | null;
+  @Column('timestamptz', { name: 'last_used_at', nullable: true }) lastUsedAt!: Date | null;
+  @Column('timestamptz', { name: 'ready_at', nullable: true }) readyAt!: Date | null;
+  @Column('text', { name: 'remote_voice_id', nullable: true }) remoteVoiceId!: string | null;
+  /** A remote voice may still exist for a voice that no longer holds a slot: it keeps counting. */
+  @Column('boolean', { name: 'remote_cleanup_pending' }) remoteCleanupPending!: boolean;
+  @Column('text', { name: 'sample_key' }) sampleKey!: string;
+  @Column('text', { name: 'sample_content_type' }) sampleContentType!: string;
+  @Column('text', { name: 'sample_filename' }) sampleFilename!: string;
+  @Column('bigint', { name: 'sample_size_bytes' }) sampleSizeBytes!: string;
+  @Column('text', { name: 'sample_sha256' }) sampleSha256!: string;
+  @Column('text', { name: 'sample_format', nullable: true }) sampleFormat!: string | null;
+  @Column('int', { name: 'sample_duration_ms', nullable: true }) sampleDurationMs!: number | null;
+  @Column('int', { name: 'sample_rate', nullable: true }) sampleRate!: number | null;
+  @Column('int', { name: 'sample_channels', nullable: true }) sampleChannels!: number | null;
+  @Column('text', { name: 'failure_code', nullable: true }) failureCode!: string | null;
+  @Column('text', { name: 'failure_message', nullable: true }) failureMessage!: string | null;
+  @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt!: Date;
+  @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' }) updatedAt!: Date;
+}
+
+@Entity({ name: 'voice_events' })
+export class VoiceEventEntity {
+  @PrimaryGeneratedColumn('increment', { type: 'bigint' }) id!: string;
+  @Column('uuid', { name: 'voice_id' }) voiceId!: string;
+  @Column({ type: 'enum', enumName: 'voice_event_type', enum: VOICE_EVENT_TYPES })
+  type!: VoiceEventType;
+  @Column({ type: 'enum', enumName: 'voice_event_reason', enum: VOICE_EVENT_REASONS })
+  reason!: VoiceEventReason;
+  @Column({
+    type: 'enum',
+    enumName: 'voice_status',
+    enum: VOICE_STATUSES,
+    name: 'from_status',
+    nullable: true,
+  })
+  fromStatus!: VoiceStatus | null;
+  @Column({ type: 'enum', enumName: 'voice_status', enum: VOICE_STATUSES, name: 'to_status' })
+  toStatus!: VoiceStatus;
+  @Column('jsonb') metadata!: Record<string, unknown>;
+  @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt!: Date;
+}
+
+@Entity({ name: 'providers' })
+export class ProviderEntity {
+  @PrimaryColumn({ type: 'enum', enumName: 'provider_name', enum: PROVIDER_NAMES })
+  name!: ProviderName;
+  @Column('int', { name: 'configured_limit', nullable: true }) configuredLimit!: number | null;
+  @Column('int', { name: 'account_limit', nullable: true }) accountLimit!: number | null;
+  @Column('int', { name: 'foreign_count' }) foreignCount!: number;
+  @Column('bigint', { name: 'virtual_time' }) virtualTime!: string;
+  @Column('timestamptz', { name: 'account_checked_at', nullable: true })
+  accountCheckedAt!: Date | null;
+  @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' }) updatedAt!: Date;
+}
+
+export const ENTITIES = [VoiceEntity, VoiceEventEntity, ProviderEntity];

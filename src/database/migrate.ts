@@ -1,0 +1,16 @@
+import pino from 'pino';
+import { loadConfig } from '../config/app-config';
+import { runMigrations } from './data-source';
+
+// `npm run migrate`: production applies migrations as its own step, before new replicas start.
+async function main(): Promise<void> {
+  const log = pino({ name: 'migrate' });
+  const config = loadConfig();
+  const applied = await runMigrations(config.DATABASE_URL);
+  log.info({ applied }, applied.length ? 'migrations applied' : 'schema up to date');
+}
+
+main().catch((err: unknown) => {
+  pino({ name: 'migrate' }).fatal({ err }, 'migration failed');
+  process.exit(1);
+});

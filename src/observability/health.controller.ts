@@ -1,0 +1,65 @@
+import { getQueueToken } from '@nestjs/bull';
+import { Controller, Get } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
+import { ApiTags } from '@nestjs/swagger';
+import {
+  HealthCheck,
+  HealthCheckService,
+  HealthIndicatorService,
+  TypeOrmHealthIndicator,
+  type HealthCheckResult,
+  type HealthIndicatorFunction,
+} from '@nestjs/terminus';
+import type { Queue } from 'bull';
+import { AppConfig } from '../config/config.module';
+import { hasRole } from '../config/roles';
+import { ALLOCATION_QUEUE, QueueName } from '../queue/queues';
+
+/**
+ * Liveness checks the process only (a database outage must not get pods killed); readiness checks
+ * what this replica's roles need. An open provider breaker is not a readiness failure.
+ */
+@ApiTags('health')
+@Controller('health')
+export class HealthController {
+  constructor(
+    private readonly health: HealthCheckService,
+    private readonly indicators: HealthIndicatorService,
+    private readonly db: TypeOrmHealthIndicator,
+    private readonly config: AppConfig,
+    private readonly moduleRef: ModuleRef,
+  ) {}
+
+  @Get('live')
+  @HealthCheck()
+  live(): Promise<HealthCheckResult> {
+    return this.health.check([]);
+  }
+
+  @Get('ready')
+  @HealthCheck()
+  ready(): Promise<HealthCheckResult> {
+    const checks: HealthIndicatorFunction[] = [
+      () => this.db.pingCheck('database', { timeout: 2_000 }),
+      () => this.redis('redis', QueueName.Metadata),
+    ];
+    if (hasRole(this.config, 'worker')) {
+      for (const provider of this.config.workerProviders) {
+        checks.push(() => this.redis(`queue_${provider}`, ALLOCATION_QUEUE[provider]));
+      }
+    }
+    return this.health.check(checks);
+  }
+
+  private redis(key: string, queueName: QueueName) {
+    const queue = this.moduleRef.get<Queue>(getQueueToken(queueName), { strict: false });
+    return this.indicators
+      .check(key)
+      .attempt(async () => {
+        const pong = await queue.client.ping();
+        if (pong !== 'PONG') throw new Error('unexpected answer from Redis');
+        return { waiting: await queue.getWaitingCount() };
+      })
+      .withTimeout(2_000);
+  }
+}

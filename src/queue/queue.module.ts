@@ -1,0 +1,32 @@
+import { BullModule } from '@nestjs/bull';
+import { Global, Module } from '@nestjs/common';
+import { AppConfig } from '../config/config.module';
+import { backoffDelayMs } from '../slots/backoff';
+import { QueueName, RETRY_BACKOFF } from './queues';
+
+const ALL_QUEUES = Object.values(QueueName);
+
+@Global()
+@Module({
+  imports: [
+    BullModule.forRootAsync({
+      inject: [AppConfig],
+      useFactory: (config: AppConfig) => ({
+        url: config.REDIS_URL,
+        prefix: config.QUEUE_PREFIX,
+        defaultJobOptions: { removeOnComplete: true, removeOnFail: 1000 },
+        settings: {
+          // A crashed worker's job is picked up again after ~30 s; the fencing token and the
+          // idempotency-key lookup make the rerun safe.
+          lockDuration: 30_000,
+          stalledInterval: 15_000,
+          maxStalledCount: 2,
+          backoffStrategies: { [RETRY_BACKOFF]: backoffDelayMs },
+        },
+      }),
+    }),
+    BullModule.registerQueue(...ALL_QUEUES.map((name) => ({ name }))),
+  ],
+  exports: [BullModule],
+})
+export class QueueModule {}

@@ -1,0 +1,12 @@
+import { Module } from '@nestjs/common';
+import { ScheduleModule } from '@nestjs/schedule';
+import { ProvidersModule } from '../providers/providers.module';
+import { SlotsModule } from '../slots/slots.module';
+import { VoiceModule } from '../voice/voice.module';
+import { SchedulerService } from './scheduler.service';
+
+@Module({
+  imports: [ScheduleModule.forRoot(), SlotsModule, VoiceModule, ProvidersModule],
+  providers: [SchedulerService],
+})
+export class SchedulerModule {}

@@ -1,0 +1,92 @@
+import { Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import { SchedulerRegistry } from '@nestjs/schedule';
+import { AppConfig } from '../config/config.module';
+import { hasRole } from '../config/roles';
+import { ProviderRegistry } from '../providers/provider-registry';
+import { CapacityService } from '../slots/capacity.service';
+import { DispatcherService } from '../slots/dispatcher.service';
+import { SlotsRepository } from '../slots/slots.repository';
+import { SweeperService } from '../slots/sweeper.service';
+import { VoiceRepository } from '../voice/voice.repository';
+import { VoiceService } from '../voice/voice.service';
+
+interface Task {
+  name: string;
+  periodSeconds: number;
+  run: () => Promise<unknown>;
+}
+
+/**
+ * Timed work of the scheduler role. Each task claims its tick in Postgres first, so any number of
+ * scheduler replicas run it once per period. The timers are safety nets: dispatch and clean-up are
+ * event-driven; these catch what a crash or a Redis outage let fall.
+ */
+@Injectable()
+export class SchedulerService implements OnApplicationBootstrap {
+  private readonly logger = new Logger(SchedulerService.name);
+
+  constructor(
+    private readonly config: AppConfig,
+    private readonly registry: SchedulerRegistry,
+    private readonly slots: SlotsRepository,
+    private readonly sweeper: SweeperService,
+    private readonly dispatcher: DispatcherService,
+    private readonly capacity: CapacityService,
+    private readonly providers: ProviderRegistry,
+    private readonly voices: VoiceRepository,
+    private readonly voiceService: VoiceService,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    // Every role that can dispatch needs the configured limits in place.
+    await this.capacity.applyConfiguredLimits();
+    if (!hasRole(this.config, 'scheduler')) return;
+    const tick = this.config.SCHEDULER_TICK_SECONDS;
+    const tasks: Task[] = [
+      {
+        name: 'dispatch',
+        periodSeconds: tick,
+        run: () => Promise.all(this.providers.enabled().map((p) => this.dispatcher.dispatch(p))),
+      },
+      {
+        name: 'sweep-allocations',
+        periodSeconds: tick,
+        run: () => this.sweeper.sweepExpiredAllocations(),
+      },
+      { name: 'sweep-cleanups', periodSeconds: tick * 3, run: () => this.sweeper.sweepCleanups() },
+      {
+        name: 'sweep-pending',
+        periodSeconds: tick * 3,
+        run: async () => {
+          for (const id of await this.voices.stalePending(60, 100))
+            await this.voiceService.enqueueMetadata(id);
+        },
+      },
+      {
+        name: 'refresh-accounts',
+        periodSeconds: 300,
+        run: () =>
+          Promise.all(this.providers.enabled().map((p) => this.capacity.refreshAccount(p))),
+      },
+    ];
+    for (const task of tasks) {
+      const timer = setInterval(() => void this.runTask(task), task.periodSeconds * 1000);
+      this.registry.addInterval(task.name, timer);
+    }
+    // Read the accounts' limits now rather than after the first period.
+    void this.runTask(tasks[tasks.length - 1]);
+    this.logger.log({ tasks: tasks.map((t) => t.name), tickSeconds: tick }, 'scheduler started');
+  }
+
+  private async runTask(task: Task): Promise<void> {
+    try {
+      if (!(await this.slots.claimTick(task.name, task.periodSeconds))) return;
+      await task.run();
+    } catch (err) {
+      this.logger.warn(
+        { err, task: task.name },
+        'scheduled task failed; it runs again next period',
+      );
+    }
+  }
+}

@@ -1,0 +1,234 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { AppConfig } from '../config/config.module';
+import { ProviderError } from '../providers/provider-error';
+import { ProviderRegistry } from '../providers/provider-registry';
+import { SampleStorage } from '../voice/sample-storage.port';
+import type { Voice } from '../voice/voice';
+import { secondsFromNow, sql, VoiceRepository } from '../voice/voice.repository';
+import { CapacityService } from './capacity.service';
+import { DispatcherService } from './dispatcher.service';
+import { SlotsRepository } from './slots.repository';
+
+export type AllocationOutcome = 'ready' | 'adopted' | 'stale' | 'requeued' | 'failed';
+
+/** Thrown to ask Bull for another try later; the attempt is already recorded in Postgres. */
+export class RetryLaterError extends Error {
+  constructor(readonly providerError: ProviderError) {
+    super(`retryable provider error: ${providerError.code}`);
+  }
+}
+
+/**
+ * One allocation attempt for one claimed voice: clone it at most once (ARCHITECTURE invariant 2).
+ * Every step checks the fencing token; a create whose voice was taken over meanwhile is undone.
+ */
+@Injectable()
+export class AllocationService {
+  private readonly logger = new Logger(AllocationService.name);
+
+  constructor(
+    private readonly config: AppConfig,
+    private readonly voices: VoiceRepository,
+    private readonly slots: SlotsRepository,
+    private readonly providers: ProviderRegistry,
+    private readonly storage: SampleStorage,
+    private readonly dispatcher: DispatcherService,
+    private readonly capacity: CapacityService,
+  ) {}
+
+  async allocate(voiceId: string, fencingToken: string): Promise<AllocationOutcome> {
+    const lease = this.config.ALLOCATION_LEASE_SECONDS;
+    const begun = await this.slots.beginAttempt(voiceId, fencingToken, lease);
+    if (!begun) return 'stale';
+    const voice = await this.voices.findById(voiceId);
+    if (!voice) return 'stale';
+    const ctx = {
+      voiceId,
+      userId: voice.userId,
+      provider: voice.provider,
+      attempt: begun.attempts,
+    };
+    // Keep the lease alive while a slow provider call runs, so the sweeper leaves us alone.
+    const renew = setInterval(
+      () => {
+        this.slots.renewLease(voiceId, fencingToken, lease).catch(() => undefined);
+      },
+      Math.max(1_000, (lease * 1000) / 3),
+    );
+    try {
+      const { remoteVoiceId, adopted } = await this.createOnce(voice, begun.attempts);
+      const done = await this.voices.transition({
+        id: voiceId,
+        from: ['allocating'],
+        token: fencingToken,
+        to: 'ready',
+        set: {
+          remoteVoiceId,
+          readyAt: sql('now()'),
+          lastUsedAt: sql('now()'),
+          allocationLeaseExpiresAt: null,
+          failureCode: null,
+          failureMessage: null,
+        },
+        event: {
+          type: adopted ? 'adopted' : 'ready',
+          reason: adopted ? 'remote_adopted' : 'remote_created',
+          metadata: { remoteVoiceId, attempt: begun.attempts },
+        },
+      });
+      if (!done) {
+        await this.compensate(voice, remoteVoiceId);
+        return 'stale';
+      }
+      this.logger.log({ ...ctx, remoteVoiceId, adopted }, 'voice ready');
+      return adopted ? 'adopted' : 'ready';
+    } catch (err) {
+      if (!(err instanceof ProviderError)) throw err;
+      return this.onProviderError(voice, fencingToken, begun.attempts, err);
+    } finally {
+      clearInterval(renew);
+    }
+  }
+
+  /**
+   * Creates the remote voice unless an earlier attempt already did: from the second attempt on, an
+   * earlier create may have reached the provider with its answer lost, so look the key up first.
+   */
+  private async createOnce(
+    voice: Voice,
+    attempt: number,
+  ): Promise<{ remoteVoiceId: string; adopted: boolean }> {
+    const provider = this.providers.get(voice.provider);
+    if (attempt > 1) {
+      const found = await provider.findByIdempotencyKey(voice.id);
+      if (found) return { remoteVoiceId: found.remoteVoiceId, adopted: true };
+    }
+    const created = await provider.createVoice({
+      name: voice.name,
+      idempotencyKey: voice.id,
+      language: voice.language ?? undefined,
+      sample: {
+        open: () => this.storage.open(voice.sample.key),
+        filename: `${voice.id}.${voice.sample.format ?? 'bin'}`,
+        contentType: voice.sample.contentType,
+        sizeBytes: voice.sample.sizeBytes,
+      },
+    });
+    return { remoteVoiceId: created.remoteVoiceId, adopted: false };
+  }
+
+  private async onProviderError(
+    voice: Voice,
+    token: string,
+    attempt: number,
+    err: ProviderError,
+  ): Promise<AllocationOutcome> {
+    const ctx = {
+      voiceId: voice.id,
+      userId: voice.userId,
+      provider: voice.provider,
+      attempt,
+      code: err.code,
+    };
+    const errorInfo = { code: err.code, message: err.message, httpStatus: err.httpStatus, attempt };
+    switch (err.errorClass) {
+      case 'capacity': {
+        // The account is fuller than we counted (voices made by hand, a changed plan): recount and
+        // queue again in the same place, without spending the attempt.
+        const requeued = await this.voices.transition({
+          id: voice.id,
+          from: ['allocating'],
+          token,
+          to: 'queued',
+          bumpToken: true,
+          set: { attempts: sql('GREATEST(v.attempts - 1, 0)'), allocationLeaseExpiresAt: null },
+          event: { type: 'requeued', reason: 'provider_capacity', metadata: errorInfo },
+        });
+        this.logger.warn(ctx, 'provider reports its voice limit reached; recounting');
+        await this.capacity
+          .refreshAccount(voice.provider)
+          .catch((e: unknown) =>
+            this.logger.warn({ err: e, provider: voice.provider }, 'account refresh failed'),
+          );
+        return requeued ? 'requeued' : 'stale';
+      }
+      case 'retryable': {
+        if (attempt >= this.config.MAX_ATTEMPTS) {
+          const failed = await this.failVoice(voice, token, 'attempts_exhausted', err, attempt);
+          return failed ? 'failed' : 'stale';
+        }
+        // Keep the slot and the claim; cover the coming backoff with the lease.
+        const kept = await this.voices.transition({
+          id: voice.id,
+          from: ['allocating'],
+          token,
+          to: 'allocating',
+          set: {
+            allocationLeaseExpiresAt: secondsFromNow(this.config.ALLOCATION_LEASE_SECONDS + 60),
+          },
+          event: { type: 'attempt_failed', reason: 'provider_retryable', metadata: errorInfo },
+        });
+        this.logger.warn(ctx, 'allocation attempt failed; will retry');
+        if (!kept) return 'stale';
+        throw new RetryLaterError(err);
+      }
+      case 'fatal':
+      case 'not_found': {
+        const failed = await this.failVoice(voice, token, 'provider_fatal', err, attempt);
+        this.logger.error(ctx, 'allocation failed permanently');
+        return failed ? 'failed' : 'stale';
+      }
+    }
+  }
+
+  private async failVoice(
+    voice: Voice,
+    token: string,
+    reason: 'attempts_exhausted' | 'provider_fatal',
+    err: ProviderError,
+    attempt: number,
+  ): Promise<boolean> {
+    const failed = await this.voices.transition({
+      id: voice.id,
+      from: ['allocating'],
+      token,
+      to: 'failed',
+      bumpToken: true,
+      set: {
+        failureCode: reason === 'attempts_exhausted' ? 'attempts_exhausted' : err.code,
+        failureMessage: err.message,
+        allocationLeaseExpiresAt: null,
+        // An earlier create may have succeeded unseen: the slot stays counted until cleanup
+        // has looked the key up and deleted what it finds.
+        remoteCleanupPending: true,
+      },
+      event: {
+        type: 'failed',
+        reason,
+        metadata: { code: err.code, message: err.message, httpStatus: err.httpStatus, attempt },
+      },
+    });
+    if (failed) await this.capacity.scheduleCleanup(voice.id);
+    return failed !== null;
+  }
+
+  /** Our create finished after the voice moved on: delete the voice we made unless it was adopted. */
+  private async compensate(voice: Voice, remoteVoiceId: string): Promise<void> {
+    const now = await this.voices.findById(voice.id);
+    if (now?.remoteVoiceId === remoteVoiceId) return;
+    this.logger.warn(
+      { voiceId: voice.id, provider: voice.provider, remoteVoiceId },
+      'stale create; deleting it',
+    );
+    try {
+      await this.providers.get(voice.provider).deleteVoice(remoteVoiceId);
+    } catch (err) {
+      // Reconciliation deletes orphans carrying our key; nothing is lost by giving up here.
+      this.logger.warn(
+        { err, voiceId: voice.id, remoteVoiceId },
+        'could not delete stale remote voice',
+      );
+    }
+    this.dispatcher.nudge(voice.provider);
+  }
+}

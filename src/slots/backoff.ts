@@ -1,0 +1,20 @@
+import { ProviderError } from '../providers/provider-error';
+
+const BASE_MS = 1_000;
+const CAP_MS = 60_000;
+
+/**
+ * Exponential backoff with full jitter (so retries of many voices do not stampede a recovering
+ * provider), never shorter than the provider's Retry-After.
+ */
+export function backoffDelayMs(
+  attemptsMade: number,
+  err?: Error,
+  random: () => number = Math.random,
+): number {
+  const ceiling = Math.min(CAP_MS, BASE_MS * 2 ** Math.max(0, attemptsMade - 1));
+  const jittered = Math.round(ceiling / 2 + (random() * ceiling) / 2);
+  const retryAfter =
+    err instanceof ProviderError && err.retryAfterMs !== null ? err.retryAfterMs : 0;
+  return Math.max(jittered, retryAfter);
+}

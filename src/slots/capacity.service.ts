@@ -1,0 +1,96 @@
+import { InjectQueue } from '@nestjs/bull';
+import { Injectable, Logger } from '@nestjs/common';
+import type { Queue } from 'bull';
+import type { ProviderName } from '../config/app-config';
+import { AppConfig } from '../config/config.module';
+import { ProviderRegistry } from '../providers/provider-registry';
+import { JobName, QueueName, type JobPayloads } from '../queue/queues';
+import { SampleStorage } from '../voice/sample-storage.port';
+import { VoiceRepository } from '../voice/voice.repository';
+import { DispatcherService } from './dispatcher.service';
+import { SlotsRepository } from './slots.repository';
+
+/** Keeps the slot pool's numbers true: account limits, foreign voices, remote clean-ups. */
+@Injectable()
+export class CapacityService {
+  private readonly logger = new Logger(CapacityService.name);
+
+  constructor(
+    private readonly config: AppConfig,
+    private readonly slots: SlotsRepository,
+    private readonly voices: VoiceRepository,
+    private readonly providers: ProviderRegistry,
+    private readonly storage: SampleStorage,
+    private readonly dispatcher: DispatcherService,
+    @InjectQueue(QueueName.Maintenance) private readonly maintenance: Queue,
+  ) {}
+
+  /** Writes the configured limits; called at start by every role that dispatches. */
+  async applyConfiguredLimits(): Promise<void> {
+    for (const name of this.providers.enabled()) {
+      await this.slots.setLimits(name, {
+        configuredLimit: this.config.providers[name].slotLimit ?? null,
+      });
+    }
+  }
+
+  /**
+   * Reads the account's own limit (where the provider has one) and counts voices on the account
+   * that we did not create: both shrink what we may hold.
+   */
+  async refreshAccount(provider: ProviderName): Promise<void> {
+    const adapter = this.providers.get(provider);
+    const limits = await adapter.getAccountLimits();
+    let foreign = 0;
+    let cursor: string | null = null;
+    do {
+      const page = await adapter.listVoices(cursor);
+      foreign += page.voices.filter((v) => v.countsTowardLimit && v.idempotencyKey === null).length;
+      cursor = page.nextCursor;
+    } while (cursor);
+    await this.slots.setLimits(provider, { accountLimit: limits.voiceLimit });
+    await this.slots.setForeignCount(provider, foreign);
+    this.logger.log(
+      { provider, accountLimit: limits.voiceLimit, foreign },
+      'account capacity refreshed',
+    );
+    this.dispatcher.nudge(provider);
+  }
+
+  async scheduleCleanup(voiceId: string): Promise<void> {
+    const data: JobPayloads[JobName.RemoteCleanup] = { voiceId };
+    await this.maintenance
+      .add(JobName.RemoteCleanup, data, {
+        jobId: `cleanup:${voiceId}`,
+        attempts: 8,
+        backoff: { type: 'exponential', delay: 2_000 },
+      })
+      .catch((err: unknown) =>
+        // The scheduler's sweep finds voices with a pending clean-up again.
+        this.logger.warn({ err, voiceId }, 'could not enqueue remote clean-up'),
+      );
+  }
+
+  /**
+   * Deletes whatever remote voice a voice that no longer holds a slot may still have, then frees
+   * the slot it was counted in. A deleted voice also loses its sample here.
+   */
+  async cleanup(voiceId: string): Promise<void> {
+    const voice = await this.voices.findById(voiceId);
+    if (!voice) return;
+    if (voice.remoteCleanupPending) {
+      const adapter = this.providers.get(voice.provider);
+      const remoteId =
+        voice.remoteVoiceId ?? (await adapter.findByIdempotencyKey(voice.id))?.remoteVoiceId;
+      if (remoteId) await adapter.deleteVoice(remoteId);
+      if (await this.voices.clearRemote(voice.id, voice.remoteVoiceId)) {
+        this.logger.log(
+          { voiceId, provider: voice.provider, remoteVoiceId: remoteId ?? null },
+          'remote voice cleaned up',
+        );
+        this.dispatcher.nudge(voice.provider);
+      }
+    }
+    if (voice.status === 'deleted') await this.storage.remove(voice.sample.key);
+  }
+}

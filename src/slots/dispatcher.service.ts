@@ -1,0 +1,89 @@
+import { InjectQueue } from '@nestjs/bull';
+import { Injectable, Logger } from '@nestjs/common';
+import type { Queue } from 'bull';
+import type { ProviderName } from '../config/app-config';
+import { AppConfig } from '../config/config.module';
+import { JobName, QueueName, RETRY_BACKOFF, type JobPayloads } from '../queue/queues';
+import { SlotsRepository, type Claimed } from './slots.repository';
+
+/** How many voices one claim transaction takes at most; larger backlogs loop. */
+const CLAIM_BATCH = 50;
+
+/**
+ * Fills free slots of a provider with queued voices. Called when a voice queues, when a slot frees,
+ * and by the scheduler as a safety net. Claims happen in Postgres under the provider's row lock; a
+ * job is enqueued per claim only after the commit, and a lost enqueue is found by the sweeper when
+ * the allocation lease expires (Postgres is the truth, Bull executes).
+ */
+@Injectable()
+export class DispatcherService {
+  private readonly logger = new Logger(DispatcherService.name);
+  private readonly queues: Record<ProviderName, Queue>;
+  /** Coalesces bursts of dispatch requests for one provider within this process. */
+  private readonly running = new Map<ProviderName, Promise<number>>();
+  private readonly again = new Set<ProviderName>();
+
+  constructor(
+    private readonly config: AppConfig,
+    private readonly slots: SlotsRepository,
+    @InjectQueue(QueueName.AllocationElevenLabs) elevenlabs: Queue,
+    @InjectQueue(QueueName.AllocationCartesia) cartesia: Queue,
+  ) {
+    this.queues = { elevenlabs, cartesia };
+  }
+
+  /** Dispatches a provider now; concurrent calls in one process share a run (and one re-run). */
+  dispatch(provider: ProviderName): Promise<number> {
+    const current = this.running.get(provider);
+    if (current) {
+      this.again.add(provider);
+      return current;
+    }
+    const run = this.runLoop(provider).finally(() => this.running.delete(provider));
+    this.running.set(provider, run);
+    return run;
+  }
+
+  /** Fire-and-forget variant for callers that must not fail because of dispatch. */
+  nudge(provider: ProviderName): void {
+    this.dispatch(provider).catch((err: unknown) =>
+      this.logger.warn({ err, provider }, 'dispatch failed; the scheduler will retry'),
+    );
+  }
+
+  private async runLoop(provider: ProviderName): Promise<number> {
+    let total = 0;
+    for (;;) {
+      this.again.delete(provider);
+      const claimed = await this.slots.claim(
+        provider,
+        CLAIM_BATCH,
+        this.config.ALLOCATION_LEASE_SECONDS,
+      );
+      if (claimed.length) {
+        await this.enqueue(provider, claimed);
+        total += claimed.length;
+      }
+      if (claimed.length < CLAIM_BATCH && !this.again.has(provider)) return total;
+    }
+  }
+
+  async enqueue(provider: ProviderName, claimed: Claimed[]): Promise<void> {
+    const jobs = claimed.map((c) => ({
+      name: JobName.Allocate,
+      data: {
+        voiceId: c.voiceId,
+        fencingToken: c.fencingToken,
+      } satisfies JobPayloads[JobName.Allocate],
+      opts: {
+        // One job per (voice, claim): a duplicate add is a no-op in Bull.
+        jobId: `${c.voiceId}:${c.fencingToken}`,
+        // Postgres counts attempts and decides failure; Bull only paces retries.
+        attempts: this.config.MAX_ATTEMPTS + 1,
+        backoff: { type: RETRY_BACKOFF },
+      },
+    }));
+    await this.queues[provider].addBulk(jobs);
+    this.logger.debug({ provider, count: claimed.length }, 'allocations dispatched');
+  }
+}

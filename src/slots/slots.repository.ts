@@ -1,0 +1,192 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
+import type { ProviderName } from '../config/app-config';
+
+export interface ProviderCapacity {
+  provider: ProviderName;
+  configuredLimit: number | null;
+  accountLimit: number | null;
+  /** The lower of the configured and account limits where both exist. */
+  limit: number;
+  held: number;
+  foreign: number;
+  free: number;
+  queued: number;
+  oldestQueuedSeconds: number | null;
+}
+
+export interface Claimed {
+  voiceId: string;
+  fencingToken: string;
+}
+
+interface ProviderRow {
+  name: ProviderName;
+  configured_limit: number | null;
+  account_limit: number | null;
+  foreign_count: number;
+}
+
+export function effectiveLimit(configured: number | null, account: number | null): number {
+  if (configured !== null && account !== null) return Math.min(configured, account);
+  return configured ?? account ?? 0;
+}
+
+/** SQL of the slot pool: provider rows and the fair claim. */
+@Injectable()
+export class SlotsRepository {
+  constructor(@InjectDataSource() private readonly ds: DataSource) {}
+
+  async setLimits(
+    provider: ProviderName,
+    limits: { configuredLimit?: number | null; accountLimit?: number | null },
+  ): Promise<void> {
+    await this.ds.query(
+      `UPDATE providers SET
+         configured_limit = CASE WHEN $2 THEN $3::int ELSE configured_limit END,
+         account_limit = CASE WHEN $4 THEN $5::int ELSE account_limit END,
+         account_checked_at = CASE WHEN $4 THEN now() ELSE account_checked_at END,
+         updated_at = now()
+       WHERE name = $1`,
+      [
+        provider,
+        limits.configuredLimit !== undefined,
+        limits.configuredLimit ?? null,
+        limits.accountLimit !== undefined,
+        limits.accountLimit ?? null,
+      ],
+    );
+  }
+
+  async setForeignCount(provider: ProviderName, foreign: number): Promise<void> {
+    await this.ds.query(
+      `UPDATE providers SET foreign_count = $2, updated_at = now() WHERE name = $1`,
+      [provider, foreign],
+    );
+  }
+
+  /** Voices that occupy (or may occupy) a remote slot right now. */
+  private heldSql = `SELECT count(*)::int AS n FROM voices
+     WHERE provider = $1 AND (status IN ('allocating','ready','reclaiming') OR remote_cleanup_pending)`;
+
+  async capacity(provider: ProviderName): Promise<ProviderCapacity> {
+    const [p]: ProviderRow[] = await this.ds.query(`SELECT * FROM providers WHERE name = $1`, [
+      provider,
+    ]);
+    const [{ n: held }]: { n: number }[] = await this.ds.query(this.heldSql, [provider]);
+    const [q]: { queued: number; oldest: number | null }[] = await this.ds.query(
+      `SELECT count(*)::int AS queued, EXTRACT(EPOCH FROM now() - min(queued_at))::float8 AS oldest
+         FROM voices WHERE provider = $1 AND status = 'queued'`,
+      [provider],
+    );
+    const limit = effectiveLimit(p.configured_limit, p.account_limit);
+    return {
+      provider,
+      configuredLimit: p.configured_limit,
+      accountLimit: p.account_limit,
+      limit,
+      held,
+      foreign: p.foreign_count,
+      free: Math.max(0, limit - held - p.foreign_count),
+      queued: q.queued,
+      oldestQueuedSeconds: q.oldest === null ? null : Math.round(q.oldest),
+    };
+  }
+
+  /**
+   * Claims up to `max` queued voices of one provider in fair order, under the provider's row lock,
+   * so any number of dispatchers on any number of replicas never claim beyond the limit
+   * (invariant 1). Returns what was claimed; the caller enqueues their jobs after the commit.
+   */
+  async claim(
+    provider: ProviderName,
+    max: number,
+    allocationLeaseSeconds: number,
+  ): Promise<Claimed[]> {
+    return this.ds.transaction(async (em: EntityManager) => {
+      const [p]: ProviderRow[] = await em.query(
+        `SELECT * FROM providers WHERE name = $1 FOR UPDATE`,
+        [provider],
+      );
+      const [{ n: held }]: { n: number }[] = await em.query(this.heldSql, [provider]);
+      const free = effectiveLimit(p.configured_limit, p.account_limit) - held - p.foreign_count;
+      const take = Math.min(free, max);
+      if (take <= 0) return [];
+      const rows: { id: string; fencing_token: string; fair_tag: string }[] = await em.query(
+        `WITH picked AS (
+           SELECT id FROM voices WHERE provider = $1 AND status = 'queued'
+            ORDER BY fair_tag, queued_at, id LIMIT $2 FOR UPDATE SKIP LOCKED),
+         u AS (
+           UPDATE voices v SET status = 'allocating', fencing_token = v.fencing_token + 1,
+                  allocation_lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
+             FROM picked WHERE v.id = picked.id AND v.status = 'queued'
+           RETURNING v.id, v.fencing_token, v.fair_tag),
+         e AS (
+           INSERT INTO voice_events (voice_id, type, reason, from_status, to_status, metadata)
+           SELECT id, 'claimed', 'slot_free', 'queued', 'allocating',
+                  jsonb_build_object('fencingToken', fencing_token::text) FROM u),
+         t AS (
+           UPDATE providers SET virtual_time = GREATEST(virtual_time, (SELECT max(fair_tag) FROM u))
+            WHERE name = $1 AND EXISTS (SELECT 1 FROM u))
+         SELECT * FROM u`,
+        [provider, take, allocationLeaseSeconds],
+      );
+      return rows.map((r) => ({ voiceId: r.id, fencingToken: String(r.fencing_token) }));
+    });
+  }
+
+  /** Allocations whose lease ran out: their worker died or lost its lock. */
+  async expiredAllocations(limit: number): Promise<{ id: string; fencingToken: string }[]> {
+    const rows: { id: string; fencing_token: string }[] = await this.ds.query(
+      `SELECT id, fencing_token FROM voices
+        WHERE status = 'allocating' AND allocation_lease_expires_at < now()
+        ORDER BY allocation_lease_expires_at LIMIT $1`,
+      [limit],
+    );
+    return rows.map((r) => ({ id: r.id, fencingToken: String(r.fencing_token) }));
+  }
+
+  /** Re-claims an allocating voice for a new attempt by this process: bumps lease and attempts. */
+  async beginAttempt(
+    voiceId: string,
+    fencingToken: string,
+    allocationLeaseSeconds: number,
+  ): Promise<{ attempts: number } | null> {
+    const rows: { attempts: number }[] = await this.ds.query(
+      `WITH u AS (UPDATE voices SET attempts = attempts + 1,
+              allocation_lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
+        WHERE id = $1 AND status = 'allocating' AND fencing_token = $2
+        RETURNING attempts)
+       SELECT * FROM u`,
+      [voiceId, fencingToken, allocationLeaseSeconds],
+    );
+    return rows.length ? rows[0] : null;
+  }
+
+  /** Keeps the lease of a running allocation alive; false when the voice moved on. */
+  async renewLease(voiceId: string, fencingToken: string, seconds: number): Promise<boolean> {
+    const rows: unknown[] = await this.ds.query(
+      `WITH u AS (UPDATE voices SET allocation_lease_expires_at = now() + make_interval(secs => $3)
+        WHERE id = $1 AND status = 'allocating' AND fencing_token = $2 RETURNING id)
+       SELECT * FROM u`,
+      [voiceId, fencingToken, seconds],
+    );
+    return rows.length > 0;
+  }
+
+  /**
+   * Claims this period's run of a timed task: true for exactly one caller per period, whatever the
+   * number of scheduler replicas, without holding a connection while the task runs.
+   */
+  async claimTick(name: string, periodSeconds: number): Promise<boolean> {
+    const rows: unknown[] = await this.ds.query(
+      `INSERT INTO scheduler_ticks (name, last_run_at, runs) VALUES ($1, now(), 1)
+       ON CONFLICT (name) DO UPDATE SET last_run_at = now(), runs = scheduler_ticks.runs + 1
+         WHERE scheduler_ticks.last_run_at <= now() - make_interval(secs => $2 * 0.9)
+       RETURNING name`,
+      [name, periodSeconds],
+    );
+    return rows.length > 0;
+  }
+}

@@ -1,0 +1,16 @@
+import { Module } from '@nestjs/common';
+import { ProvidersModule } from '../providers/providers.module';
+import { SlotsModule } from '../slots/slots.module';
+import { MetadataService } from './metadata.service';
+import { MetadataWorker } from './metadata.worker';
+import { UploadService } from './upload.service';
+import { VoiceDataModule } from './voice-data.module';
+import { VoiceEventsListener } from './voice-events.listener';
+import { VoiceService } from './voice.service';
+
+@Module({
+  imports: [VoiceDataModule, SlotsModule, ProvidersModule],
+  providers: [VoiceService, UploadService, MetadataService, MetadataWorker, VoiceEventsListener],
+  exports: [VoiceService, VoiceDataModule],
+})
+export class VoiceModule {}

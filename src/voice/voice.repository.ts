@@ -1,0 +1,289 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
+import type { ProviderName } from '../config/app-config';
+import { voiceFromRow, type Voice, type VoiceRow } from './voice';
+import type { VoiceEventReason, VoiceEventType, VoiceStatus } from './voice-status';
+
+/** Columns a transition may set, by domain name; values are parameters unless given as SQL. */
+const SETTABLE = {
+  attempts: 'attempts',
+  fairTag: 'fair_tag',
+  queuedAt: 'queued_at',
+  allocationLeaseExpiresAt: 'allocation_lease_expires_at',
+  leaseExpiresAt: 'lease_expires_at',
+  lastUsedAt: 'last_used_at',
+  readyAt: 'ready_at',
+  remoteVoiceId: 'remote_voice_id',
+  remoteCleanupPending: 'remote_cleanup_pending',
+  sampleFormat: 'sample_format',
+  sampleDurationMs: 'sample_duration_ms',
+  sampleRate: 'sample_rate',
+  sampleChannels: 'sample_channels',
+  failureCode: 'failure_code',
+  failureMessage: 'failure_message',
+} as const;
+type Settable = keyof typeof SETTABLE;
+
+/** A raw SQL expression for a SET clause, e.g. `sql('now()')`. Only ever built from literals. */
+export class Sql {
+  constructor(readonly text: string) {}
+}
+export const sql = (text: string): Sql => new Sql(text);
+/** `now() + n seconds` as SQL; n is a number, so nothing from outside reaches the text. */
+export const secondsFromNow = (seconds: number): Sql =>
+  new Sql(`now() + interval '${Math.trunc(seconds)} seconds'`);
+
+export interface TransitionSpec {
+  id: string;
+  from: readonly VoiceStatus[];
+  to: VoiceStatus;
+  /** Compare-and-set on the fencing token too: a stale holder changes nothing. */
+  token?: string;
+  /** Take the voice away from any current holder (claims, take-overs by the sweeper). */
+  bumpToken?: boolean;
+  /** Only for a voice of this user. */
+  userId?: string;
+  set?: Partial<Record<Settable, unknown>>;
+  event: { type: VoiceEventType; reason: VoiceEventReason; metadata?: Record<string, unknown> };
+}
+
+export interface NewVoice {
+  id: string;
+  userId: string;
+  name: string;
+  provider: ProviderName;
+  language: string | null;
+  sampleKey: string;
+  sampleContentType: string;
+  sampleFilename: string;
+  sampleSizeBytes: number;
+  sampleSha256: string;
+}
+
+export interface VoiceListQuery {
+  userId?: string;
+  status?: VoiceStatus;
+  provider?: ProviderName;
+  limit: number;
+  /** Keyset cursor: the last item's (createdAt, id). */
+  after?: { createdAt: Date; id: string };
+}
+
+export interface VoiceEventRow {
+  type: VoiceEventType;
+  reason: VoiceEventReason;
+  fromStatus: VoiceStatus | null;
+  toStatus: VoiceStatus;
+  metadata: Record<string, unknown>;
+  createdAt: Date;
+}
+
+/** All SQL about voices and their events. Services never build queries. */
+@Injectable()
+export class VoiceRepository {
+  constructor(@InjectDataSource() private readonly ds: DataSource) {}
+
+  private q(em?: EntityManager) {
+    return em ?? this.ds.manager;
+  }
+
+  async insertPending(v: NewVoice): Promise<Voice> {
+    const rows: VoiceRow[] = await this.ds.query(
+      `WITH v AS (
+         INSERT INTO voices (id, user_id, name, provider, language, status, sample_key,
+           sample_content_type, sample_filename, sample_size_bytes, sample_sha256)
+         VALUES ($1,$2,$3,$4,$5,'pending',$6,$7,$8,$9,$10) RETURNING *),
+       e AS (INSERT INTO voice_events (voice_id, type, reason, to_status)
+             SELECT id, 'uploaded', 'upload', 'pending' FROM v)
+       SELECT * FROM v`,
+      [
+        v.id,
+        v.userId,
+        v.name,
+        v.provider,
+        v.language,
+        v.sampleKey,
+        v.sampleContentType,
+        v.sampleFilename,
+        v.sampleSizeBytes,
+        v.sampleSha256,
+      ],
+    );
+    return voiceFromRow(rows[0]);
+  }
+
+  async findById(id: string, userId?: string, em?: EntityManager): Promise<Voice | null> {
+    const rows: VoiceRow[] = await this.q(em).query(
+      `SELECT * FROM voices WHERE id = $1 AND ($2::text IS NULL OR user_id = $2)`,
+      [id, userId ?? null],
+    );
+    return rows.length ? voiceFromRow(rows[0]) : null;
+  }
+
+  async list(query: VoiceListQuery): Promise<Voice[]> {
+    const rows: VoiceRow[] = await this.ds.query(
+      `SELECT * FROM voices
+        WHERE ($1::text IS NULL OR user_id = $1)
+          AND ($2::voice_status IS NULL OR status = $2)
+          AND ($3::provider_name IS NULL OR provider = $3)
+          AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5::uuid))
+        ORDER BY created_at DESC, id DESC
+        LIMIT $6`,
+      [
+        query.userId ?? null,
+        query.status ?? null,
+        query.provider ?? null,
+        query.after?.createdAt ?? null,
+        query.after?.id ?? null,
+        query.limit,
+      ],
+    );
+    return rows.map(voiceFromRow);
+  }
+
+  async events(voiceId: string): Promise<VoiceEventRow[]> {
+    const rows: {
+      type: VoiceEventType;
+      reason: VoiceEventReason;
+      from_status: VoiceStatus | null;
+      to_status: VoiceStatus;
+      metadata: Record<string, unknown>;
+      created_at: Date;
+    }[] = await this.ds.query(
+      `SELECT type, reason, from_status, to_status, metadata, created_at
+         FROM voice_events WHERE voice_id = $1 ORDER BY created_at, id`,
+      [voiceId],
+    );
+    return rows.map((r) => ({
+      type: r.type,
+      reason: r.reason,
+      fromStatus: r.from_status,
+      toStatus: r.to_status,
+      metadata: r.metadata,
+      createdAt: r.created_at,
+    }));
+  }
+
+  /**
+   * Compare-and-set transition with its event row, in one statement (so in one transaction).
+   * Returns the updated voice, or null when the voice was not in an expected state or its token
+   * moved on: the caller lost the race and must not act.
+   */
+  async transition(spec: TransitionSpec, em?: EntityManager): Promise<Voice | null> {
+    const params: unknown[] = [spec.id, spec.from, spec.to];
+    const sets = ['status = $3', 'updated_at = now()'];
+    if (spec.bumpToken) sets.push('fencing_token = v.fencing_token + 1');
+    for (const [key, value] of Object.entries(spec.set ?? {})) {
+      const column = SETTABLE[key as Settable];
+      if (value instanceof Sql) {
+        sets.push(`${column} = ${value.text}`);
+      } else {
+        params.push(value);
+        sets.push(`${column} = $${params.length}`);
+      }
+    }
+    const conditions = ['v.id = $1', 'v.status = ANY($2::voice_status[])'];
+    if (spec.token !== undefined) {
+      params.push(spec.token);
+      conditions.push(`v.fencing_token = $${params.length}`);
+    }
+    if (spec.userId !== undefined) {
+      params.push(spec.userId);
+      conditions.push(`v.user_id = $${params.length}`);
+    }
+    params.push(spec.event.type, spec.event.reason, JSON.stringify(spec.event.metadata ?? {}));
+    const n = params.length;
+    const rows: (VoiceRow & { notified: unknown })[] = await this.q(em).query(
+      `WITH o AS (SELECT id, status AS old_status FROM voices WHERE id = $1 FOR UPDATE),
+       u AS (UPDATE voices v SET ${sets.join(', ')} FROM o
+              WHERE ${conditions.join(' AND ')} AND v.id = o.id
+              RETURNING v.*, o.old_status),
+       e AS (INSERT INTO voice_events (voice_id, type, reason, from_status, to_status, metadata)
+             SELECT id, $${n - 2}, $${n - 1}, old_status, status, $${n}::jsonb FROM u)
+       SELECT u.*, pg_notify('voice_status', u.id::text || ':' || u.status::text) AS notified FROM u`,
+      params,
+    );
+    return rows.length ? voiceFromRow(rows[0]) : null;
+  }
+
+  /**
+   * The start tag that places a newly queued voice fairly: one past the later of the provider's
+   * virtual time and the user's own last queued tag. Serialised per (provider, user) by an
+   * advisory lock so two uploads of one user do not share a tag.
+   */
+  async nextFairTag(provider: ProviderName, userId: string, em: EntityManager): Promise<string> {
+    await em.query(`SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))`, [provider, userId]);
+    const rows: { tag: string }[] = await em.query(
+      `SELECT GREATEST(
+          (SELECT virtual_time FROM providers WHERE name = $1),
+          COALESCE((SELECT max(fair_tag) FROM voices
+                     WHERE provider = $1 AND user_id = $2 AND status IN ('queued','allocating')), 0)
+        ) + 1 AS tag`,
+      [provider, userId],
+    );
+    return String(rows[0].tag);
+  }
+
+  /** Position in the provider's queue (1 = next) and how many are ahead. */
+  async queuePosition(voice: Voice): Promise<number | null> {
+    if (voice.status !== 'queued' || voice.fairTag === null || voice.queuedAt === null) return null;
+    const rows: { ahead: string }[] = await this.ds.query(
+      `SELECT count(*) AS ahead FROM voices
+        WHERE provider = $1 AND status = 'queued'
+          AND (fair_tag, queued_at, id) < ($2::bigint, $3::timestamptz, $4::uuid)`,
+      [voice.provider, voice.fairTag, voice.queuedAt, voice.id],
+    );
+    return Number(rows[0].ahead) + 1;
+  }
+
+  async pendingCount(userId: string): Promise<number> {
+    const rows: { n: string }[] = await this.ds.query(
+      `SELECT count(*) AS n FROM voices WHERE user_id = $1 AND status IN ('queued','allocating')`,
+      [userId],
+    );
+    return Number(rows[0].n);
+  }
+
+  /** Pending voices whose metadata job may have been lost (Redis outage between commit and add). */
+  async stalePending(olderThanSeconds: number, limit: number): Promise<string[]> {
+    const rows: { id: string }[] = await this.ds.query(
+      `SELECT id FROM voices WHERE status = 'pending' AND created_at < now() - make_interval(secs => $1)
+        ORDER BY created_at LIMIT $2`,
+      [olderThanSeconds, limit],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  /** Voices that left the holding states but may still have a remote voice to delete. */
+  async cleanupPending(limit: number): Promise<string[]> {
+    const rows: { id: string }[] = await this.ds.query(
+      `SELECT id FROM voices WHERE remote_cleanup_pending AND status NOT IN ('allocating','ready','reclaiming')
+        ORDER BY updated_at LIMIT $1`,
+      [limit],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  /** Marks the remote side of a voice as gone; the slot it occupied becomes free. */
+  async clearRemote(id: string, expectedRemoteId: string | null): Promise<boolean> {
+    const rows: { id: string }[] = await this.ds.query(
+      `WITH u AS (UPDATE voices SET remote_cleanup_pending = false, remote_voice_id = NULL, updated_at = now()
+        WHERE id = $1 AND remote_cleanup_pending AND remote_voice_id IS NOT DISTINCT FROM $2
+          AND status NOT IN ('allocating','ready','reclaiming')
+        RETURNING id)
+       SELECT * FROM u`,
+      [id, expectedRemoteId],
+    );
+    return rows.length > 0;
+  }
+
+  async hardDelete(id: string): Promise<void> {
+    await this.ds.query(`DELETE FROM voices WHERE id = $1`, [id]);
+  }
+
+  /** Runs `fn` in one transaction. */
+  transaction<T>(fn: (em: EntityManager) => Promise<T>): Promise<T> {
+    return this.ds.transaction(fn);
+  }
+}

@@ -1,0 +1,252 @@
+import { InjectQueue } from '@nestjs/bull';
+import { Injectable, Logger } from '@nestjs/common';
+import type { Queue } from 'bull';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+import type { ProviderName } from '../config/app-config';
+import { AppConfig } from '../config/config.module';
+import { ApiError } from '../common/problem';
+import { ProviderRegistry } from '../providers/provider-registry';
+import { JobName, QueueName, type JobPayloads } from '../queue/queues';
+import { CapacityService } from '../slots/capacity.service';
+import { DispatcherService } from '../slots/dispatcher.service';
+import { UploadService } from './upload.service';
+import type { Voice } from './voice';
+import { VoiceEventsListener } from './voice-events.listener';
+import type { VoiceStatus } from './voice-status';
+import { secondsFromNow, sql, VoiceRepository } from './voice.repository';
+
+export interface VoiceView {
+  voice: Voice;
+  position: number | null;
+}
+
+export interface ActivationResult extends VoiceView {
+  ready: boolean;
+}
+
+/** The user-facing use cases of voices: upload, read, list, activate, delete. */
+@Injectable()
+export class VoiceService {
+  private readonly logger = new Logger(VoiceService.name);
+
+  constructor(
+    private readonly config: AppConfig,
+    private readonly voices: VoiceRepository,
+    private readonly uploads: UploadService,
+    private readonly providers: ProviderRegistry,
+    private readonly dispatcher: DispatcherService,
+    private readonly capacity: CapacityService,
+    private readonly listener: VoiceEventsListener,
+    @InjectQueue(QueueName.Metadata) private readonly metadataQueue: Queue,
+  ) {}
+
+  async upload(userId: string, headers: IncomingHttpHeaders, body: Readable): Promise<VoiceView> {
+    const pending = await this.voices.pendingCount(userId);
+    if (pending >= this.config.USER_MAX_PENDING) {
+      body.resume();
+      throw new ApiError(
+        429,
+        'user_pending_limit',
+        `At most ${this.config.USER_MAX_PENDING} voices may wait for a slot per user`,
+      );
+    }
+    const upload = await this.uploads.receive(headers, body);
+    if (!this.providers.has(upload.fields.provider)) {
+      await this.uploads.discard(upload.stored.key, null);
+      throw new ApiError(
+        422,
+        'provider_unavailable',
+        `Provider ${upload.fields.provider} is not enabled`,
+      );
+    }
+    const voice = await this.voices.insertPending({
+      id: upload.voiceId,
+      userId,
+      name: upload.fields.name,
+      provider: upload.fields.provider,
+      language: upload.fields.language ?? null,
+      sampleKey: upload.stored.key,
+      sampleContentType: upload.clientContentType,
+      sampleFilename: upload.clientFilename.slice(0, 200),
+      sampleSizeBytes: upload.stored.sizeBytes,
+      sampleSha256: upload.stored.sha256,
+    });
+    this.logger.log(
+      { voiceId: voice.id, userId, provider: voice.provider, sizeBytes: voice.sample.sizeBytes },
+      'voice uploaded',
+    );
+    await this.enqueueMetadata(voice.id);
+    return { voice, position: null };
+  }
+
+  /** A lost enqueue is not fatal: the scheduler re-enqueues pending voices it finds. */
+  async enqueueMetadata(voiceId: string): Promise<void> {
+    const data: JobPayloads[JobName.ExtractMetadata] = { voiceId };
+    await this.metadataQueue
+      .add(JobName.ExtractMetadata, data, {
+        jobId: `metadata:${voiceId}`,
+        attempts: 5,
+        backoff: { type: 'exponential', delay: 1_000 },
+      })
+      .catch((err: unknown) =>
+        this.logger.warn({ err, voiceId }, 'metadata enqueue failed; the sweeper will retry'),
+      );
+  }
+
+  async get(userId: string | undefined, id: string): Promise<VoiceView> {
+    const voice = await this.voices.findById(id, userId);
+    if (!voice) throw notFound();
+    return { voice, position: await this.voices.queuePosition(voice) };
+  }
+
+  async list(query: {
+    userId?: string;
+    status?: VoiceStatus;
+    provider?: ProviderName;
+    limit: number;
+    cursor?: string;
+  }): Promise<{ items: Voice[]; nextCursor: string | null }> {
+    const after = query.cursor ? decodeCursor(query.cursor) : undefined;
+    const items = await this.voices.list({ ...query, after, limit: query.limit + 1 });
+    const more = items.length > query.limit;
+    const page = items.slice(0, query.limit);
+    const last = page[page.length - 1];
+    return { items: page, nextCursor: more && last ? encodeCursor(last) : null };
+  }
+
+  /**
+   * Makes a voice usable: a ready voice gets its lease extended at once; a reclaimed one queues
+   * again (twice-called, it still queues once: the transition is compare-and-set); the rest report
+   * their place. With waitSeconds, waits for `ready` on the commit notification.
+   */
+  async activate(userId: string, id: string, waitSeconds: number): Promise<ActivationResult> {
+    const subscription =
+      waitSeconds > 0
+        ? await this.listener.subscribe(id, ['ready', 'failed', 'deleted'], waitSeconds * 1000)
+        : null;
+    try {
+      let voice = await this.voices.findById(id, userId);
+      if (!voice) throw notFound();
+      if (voice.status === 'reclaimed') {
+        voice = (await this.requeue(voice)) ?? (await this.voices.findById(id, userId)) ?? voice;
+      }
+      if (
+        voice.status !== 'ready' &&
+        subscription &&
+        ['pending', 'queued', 'allocating', 'reclaiming'].includes(voice.status)
+      ) {
+        const reached = await subscription.wait;
+        if (reached) voice = (await this.voices.findById(id, userId)) ?? voice;
+      }
+      return await this.answerActivation(userId, voice);
+    } finally {
+      subscription?.cancel();
+    }
+  }
+
+  private async answerActivation(userId: string, voice: Voice): Promise<ActivationResult> {
+    const id = voice.id;
+    switch (voice.status) {
+      case 'ready': {
+        const leased = await this.voices.transition({
+          id,
+          from: ['ready'],
+          to: 'ready',
+          userId,
+          set: {
+            leaseExpiresAt: secondsFromNow(this.config.ACTIVATION_LEASE_SECONDS),
+            lastUsedAt: sql('now()'),
+          },
+          event: { type: 'activated', reason: 'activation' },
+        });
+        return { voice: leased ?? voice, position: null, ready: leased !== null };
+      }
+      case 'failed':
+        throw new ApiError(
+          409,
+          'voice_failed',
+          `The voice failed: ${voice.failureCode ?? 'unknown'}`,
+        );
+      case 'deleted':
+        throw new ApiError(409, 'voice_deleted', 'The voice was deleted');
+      case 'pending':
+      case 'queued':
+      case 'allocating':
+      case 'reclaiming':
+      case 'reclaimed':
+        return { voice, position: await this.voices.queuePosition(voice), ready: false };
+    }
+  }
+
+  private async requeue(voice: Voice): Promise<Voice | null> {
+    const queued = await this.voices.transaction(async (em) => {
+      const tag = await this.voices.nextFairTag(voice.provider, voice.userId, em);
+      return this.voices.transition(
+        {
+          id: voice.id,
+          from: ['reclaimed'],
+          to: 'queued',
+          set: { fairTag: tag, queuedAt: sql('now()'), attempts: 0, remoteVoiceId: null },
+          event: { type: 'requeued', reason: 'activation' },
+        },
+        em,
+      );
+    });
+    if (queued) this.dispatcher.nudge(voice.provider);
+    return queued;
+  }
+
+  async delete(userId: string, id: string): Promise<Voice> {
+    const voice = await this.voices.findById(id, userId);
+    if (!voice) throw notFound();
+    if (voice.status === 'deleted') return voice;
+    const deleted = await this.voices.transition({
+      id,
+      userId,
+      from: ['pending', 'queued', 'allocating', 'ready', 'reclaiming', 'reclaimed', 'failed'],
+      to: 'deleted',
+      // Fences an in-flight allocation: its late create is deleted by its own compensation.
+      bumpToken: true,
+      set: {
+        // The slot stays counted until the remote voice is confirmed gone.
+        remoteCleanupPending: sql(
+          `v.remote_cleanup_pending OR v.status IN ('allocating','ready','reclaiming')`,
+        ),
+        allocationLeaseExpiresAt: null,
+        leaseExpiresAt: null,
+      },
+      event: { type: 'deleted', reason: 'user_delete' },
+    });
+    if (!deleted) return this.delete(userId, id); // raced with another transition: read again
+    await this.capacity.scheduleCleanup(id);
+    this.logger.log(
+      { voiceId: id, userId, provider: voice.provider, from: voice.status },
+      'voice deleted',
+    );
+    return deleted;
+  }
+}
+
+function notFound(): ApiError {
+  return new ApiError(404, 'voice_not_found', 'No such voice');
+}
+
+function encodeCursor(v: Voice): string {
+  return Buffer.from(JSON.stringify([v.createdAt.toISOString(), v.id])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): { createdAt: Date; id: string } {
+  try {
+    const [at, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [
+      string,
+      string,
+    ];
+    const createdAt = new Date(at);
+    if (Number.isNaN(createdAt.getTime()) || !/^[0-9a-f-]{36}$/.test(id))
+      throw new Error('bad cursor');
+    return { createdAt, id };
+  } catch {
+    throw new ApiError(422, 'validation_failed', 'cursor is invalid');
+  }
+}

@@ -1,0 +1,117 @@
+import {
+  Controller,
+  Delete,
+  Get,
+  HttpCode,
+  Param,
+  ParseUUIDPipe,
+  Post,
+  Query,
+  Req,
+  Res,
+} from '@nestjs/common';
+import {
+  ApiAcceptedResponse,
+  ApiBearerAuth,
+  ApiBody,
+  ApiConsumes,
+  ApiHeader,
+  ApiOkResponse,
+  ApiOperation,
+  ApiTags,
+} from '@nestjs/swagger';
+import type { Request, Response } from 'express';
+import { CurrentUser, RequireScopes } from '../auth/auth.guard';
+import type { Principal } from '../auth/auth.service';
+import { ApiError } from '../common/problem';
+import {
+  ActivateQuery,
+  ListVoicesQuery,
+  toVoiceDto,
+  UploadVoiceDto,
+  VoiceDto,
+  VoiceListDto,
+} from './voice.dto';
+import { VoiceService } from './voice.service';
+
+const uuidPipe = new ParseUUIDPipe({
+  exceptionFactory: () => new ApiError(404, 'voice_not_found', 'No such voice'),
+});
+
+@ApiTags('voices')
+@ApiBearerAuth()
+@Controller({ path: 'voices', version: '1' })
+export class VoicesController {
+  constructor(private readonly voices: VoiceService) {}
+
+  @Post()
+  @HttpCode(202)
+  @RequireScopes('voices:write')
+  @ApiOperation({
+    summary: 'Upload a voice sample; it is analysed, queued and cloned when a slot frees',
+  })
+  @ApiConsumes('multipart/form-data')
+  @ApiBody({ type: UploadVoiceDto })
+  @ApiHeader({ name: 'Idempotency-Key', required: false })
+  @ApiAcceptedResponse({ type: VoiceDto })
+  async upload(@CurrentUser() user: Principal, @Req() req: Request): Promise<VoiceDto> {
+    const { voice, position } = await this.voices.upload(user.userId, req.headers, req);
+    return toVoiceDto(voice, position);
+  }
+
+  @Get()
+  @RequireScopes('voices:read')
+  @ApiOperation({ summary: "List the caller's voices, newest first" })
+  @ApiOkResponse({ type: VoiceListDto })
+  async list(
+    @CurrentUser() user: Principal,
+    @Query() query: ListVoicesQuery,
+  ): Promise<VoiceListDto> {
+    const page = await this.voices.list({
+      ...query,
+      userId: user.userId,
+      limit: query.limit ?? 20,
+    });
+    return { items: page.items.map((v) => toVoiceDto(v, null)), nextCursor: page.nextCursor };
+  }
+
+  @Get(':id')
+  @RequireScopes('voices:read')
+  @ApiOperation({ summary: 'Read a voice' })
+  @ApiOkResponse({ type: VoiceDto })
+  async get(@CurrentUser() user: Principal, @Param('id', uuidPipe) id: string): Promise<VoiceDto> {
+    const { voice, position } = await this.voices.get(user.userId, id);
+    return toVoiceDto(voice, position);
+  }
+
+  @Post(':id/activate')
+  @RequireScopes('voices:write')
+  @ApiOperation({
+    summary:
+      'Get a ready remote voice id: 200 when ready (lease extended), 202 while waiting for a slot',
+  })
+  @ApiOkResponse({ type: VoiceDto, description: 'ready' })
+  @ApiAcceptedResponse({ type: VoiceDto, description: 'queued or allocating' })
+  async activate(
+    @CurrentUser() user: Principal,
+    @Param('id', uuidPipe) id: string,
+    @Query() query: ActivateQuery,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<VoiceDto> {
+    const result = await this.voices.activate(user.userId, id, query.waitSeconds ?? 0);
+    res.status(result.ready ? 200 : 202);
+    return toVoiceDto(result.voice, result.position);
+  }
+
+  @Delete(':id')
+  @HttpCode(202)
+  @RequireScopes('voices:write')
+  @ApiOperation({ summary: 'Delete a voice: its remote voice and sample are removed' })
+  @ApiAcceptedResponse({ type: VoiceDto })
+  async remove(
+    @CurrentUser() user: Principal,
+    @Param('id', uuidPipe) id: string,
+  ): Promise<VoiceDto> {
+    return toVoiceDto(await this.voices.delete(user.userId, id), null);
+  }
+}

@@ -1,0 +1,200 @@
+import { randomUUID } from 'node:crypto';
+import { DataSource } from 'typeorm';
+import { dataSourceOptions, runMigrations } from '../src/database/data-source';
+import { SlotsRepository } from '../src/slots/slots.repository';
+import { VoiceRepository, sql } from '../src/voice/voice.repository';
+import { TestWorld } from './support/service';
+
+/**
+ * The slot pool's SQL on the real Postgres: the claim under the provider lock, fair order,
+ * compare-and-set transitions with fencing tokens, and once-per-tick timed work.
+ */
+describe('slot pool on Postgres', () => {
+  const world = new TestWorld();
+  let ds: DataSource;
+  let voices: VoiceRepository;
+  let slots: SlotsRepository;
+
+  beforeAll(async () => {
+    await runMigrations(world.databaseUrl);
+    ds = new DataSource({ ...dataSourceOptions(world.databaseUrl), extra: { max: 30 } });
+    await ds.initialize();
+    voices = new VoiceRepository(ds);
+    slots = new SlotsRepository(ds);
+  });
+
+  afterAll(async () => {
+    await ds?.destroy();
+    await world.dispose();
+  });
+
+  beforeEach(async () => {
+    await ds.query('TRUNCATE voices CASCADE');
+    await ds.query(
+      `UPDATE providers SET configured_limit = NULL, account_limit = NULL, foreign_count = 0, virtual_time = 0`,
+    );
+  });
+
+  async function queueVoice(
+    userId: string,
+    provider: 'elevenlabs' | 'cartesia' = 'elevenlabs',
+  ): Promise<string> {
+    const id = randomUUID();
+    await voices.insertPending({
+      id,
+      userId,
+      name: `v-${id.slice(0, 4)}`,
+      provider,
+      language: null,
+      sampleKey: `xx/${id}`,
+      sampleContentType: 'audio/wav',
+      sampleFilename: 'a.wav',
+      sampleSizeBytes: 100,
+      sampleSha256: 'ab',
+    });
+    await voices.transaction(async (em) => {
+      const tag = await voices.nextFairTag(provider, userId, em);
+      await voices.transition(
+        {
+          id,
+          from: ['pending'],
+          to: 'queued',
+          set: { fairTag: tag, queuedAt: sql('clock_timestamp()') },
+          event: { type: 'metadata_ok', reason: 'metadata_valid' },
+        },
+        em,
+      );
+    });
+    return id;
+  }
+
+  it('never claims beyond the limit with 8 dispatchers racing for 3 slots', async () => {
+    await slots.setLimits('elevenlabs', { configuredLimit: 3 });
+    for (let i = 0; i < 20; i++) await queueVoice(`user-${i % 4}`);
+    const claims = await Promise.all(
+      Array.from({ length: 8 }, () => slots.claim('elevenlabs', 50, 120)),
+    );
+    expect(claims.flat()).toHaveLength(3);
+    const cap = await slots.capacity('elevenlabs');
+    expect(cap).toMatchObject({ limit: 3, held: 3, free: 0, queued: 17 });
+    // A second wave, after nothing was freed, claims nothing.
+    const again = await Promise.all(
+      Array.from({ length: 8 }, () => slots.claim('elevenlabs', 50, 120)),
+    );
+    expect(again.flat()).toHaveLength(0);
+  });
+
+  it('counts foreign voices and the lower of configured and account limits', async () => {
+    await slots.setLimits('elevenlabs', { configuredLimit: 10, accountLimit: 4 });
+    await slots.setForeignCount('elevenlabs', 1);
+    for (let i = 0; i < 6; i++) await queueVoice('u');
+    expect(await slots.claim('elevenlabs', 50, 120)).toHaveLength(3);
+  });
+
+  it("one provider's full pool does not stop another's claims", async () => {
+    await slots.setLimits('elevenlabs', { configuredLimit: 0 });
+    await slots.setLimits('cartesia', { configuredLimit: 2 });
+    await queueVoice('u', 'elevenlabs');
+    const c1 = await queueVoice('u', 'cartesia');
+    expect(await slots.claim('elevenlabs', 50, 120)).toHaveLength(0);
+    expect((await slots.claim('cartesia', 50, 120)).map((c) => c.voiceId)).toEqual([c1]);
+  });
+
+  it('serves users round robin, and each user first in first out', async () => {
+    await slots.setLimits('elevenlabs', { configuredLimit: 100 });
+    const a = [
+      await queueVoice('a'),
+      await queueVoice('a'),
+      await queueVoice('a'),
+      await queueVoice('a'),
+    ];
+    const b = [await queueVoice('b'), await queueVoice('b')];
+    const c = [await queueVoice('c')];
+    const order = (await slots.claim('elevenlabs', 50, 120)).map((x) => x.voiceId);
+    expect(order).toEqual([a[0], b[0], c[0], a[1], b[1], a[2], a[3]]);
+  });
+
+  it('places a late user ahead of the rest of an earlier burst', async () => {
+    await slots.setLimits('elevenlabs', { configuredLimit: 1 });
+    const burst = [];
+    for (let i = 0; i < 5; i++) burst.push(await queueVoice('early'));
+    expect((await slots.claim('elevenlabs', 50, 120)).map((x) => x.voiceId)).toEqual([burst[0]]);
+    const late = await queueVoice('late');
+    await slots.setLimits('elevenlabs', { configuredLimit: 3 });
+    expect((await slots.claim('elevenlabs', 50, 120)).map((x) => x.voiceId)).toEqual([
+      burst[1],
+      late,
+    ]);
+    const queued = (await voices.findById(burst[2]))!;
+    expect(await voices.queuePosition(queued)).toBe(1);
+  });
+
+  it('lets only the current fencing token move a voice on', async () => {
+    await slots.setLimits('elevenlabs', { configuredLimit: 1 });
+    const id = await queueVoice('u');
+    const [claim] = await slots.claim('elevenlabs', 1, 120);
+    // The sweeper takes the voice over; the old holder's transition must do nothing.
+    const taken = await voices.transition({
+      id,
+      from: ['allocating'],
+      token: claim.fencingToken,
+      to: 'queued',
+      bumpToken: true,
+      event: { type: 'requeued', reason: 'lease_expired' },
+    });
+    expect(taken?.status).toBe('queued');
+    const stale = await voices.transition({
+      id,
+      from: ['allocating'],
+      token: claim.fencingToken,
+      to: 'ready',
+      set: { remoteVoiceId: 'x' },
+      event: { type: 'ready', reason: 'remote_created' },
+    });
+    expect(stale).toBeNull();
+    expect(await slots.beginAttempt(id, claim.fencingToken, 120)).toBeNull();
+    const events = await voices.events(id);
+    expect(events.map((e) => `${e.fromStatus}->${e.toStatus}:${e.reason}`)).toEqual([
+      'null->pending:upload',
+      'pending->queued:metadata_valid',
+      'queued->allocating:slot_free',
+      'allocating->queued:lease_expired',
+    ]);
+  });
+
+  it('keeps a deleted voice counted until its remote voice is cleaned up', async () => {
+    await slots.setLimits('elevenlabs', { configuredLimit: 1 });
+    const id = await queueVoice('u');
+    const [claim] = await slots.claim('elevenlabs', 1, 120);
+    await voices.transition({
+      id,
+      from: ['allocating'],
+      token: claim.fencingToken,
+      to: 'ready',
+      set: { remoteVoiceId: 'r1' },
+      event: { type: 'ready', reason: 'remote_created' },
+    });
+    await voices.transition({
+      id,
+      from: ['ready'],
+      to: 'deleted',
+      bumpToken: true,
+      set: {
+        remoteCleanupPending: sql(
+          `v.remote_cleanup_pending OR v.status IN ('allocating','ready','reclaiming')`,
+        ),
+      },
+      event: { type: 'deleted', reason: 'user_delete' },
+    });
+    await queueVoice('u2');
+    expect(await slots.claim('elevenlabs', 5, 120)).toHaveLength(0);
+    expect(await voices.clearRemote(id, 'r1')).toBe(true);
+    expect(await slots.claim('elevenlabs', 5, 120)).toHaveLength(1);
+  });
+
+  it('runs a timed task once per period across replicas', async () => {
+    const name = `task-${randomUUID()}`;
+    const wins = await Promise.all(Array.from({ length: 6 }, () => slots.claimTick(name, 60)));
+    expect(wins.filter(Boolean)).toHaveLength(1);
+  });
+});
