@@ -47,13 +47,15 @@ export function classifyCartesiaError(status: number, body: string): ErrorClassi
         .join(' - ')
     : body.trim().slice(0, 200);
   const code =
-    errorCode ?? (status === 404 ? 'not_found' : status === 429 ? 'rate_limited' : `http_${status}`);
+    errorCode ??
+    (status === 404 ? 'not_found' : status === 429 ? 'rate_limited' : `http_${status}`);
   if (status === 404) return { errorClass: 'not_found', code, message };
   // Cartesia documents no cap on cloned voices; the sandbox (and any future cap) says so with
   // this code, and it must requeue rather than fail the request.
   if (code === 'voice_limit_reached') return { errorClass: 'capacity', code, message };
   // 409 is what Cartesia's own SDK retries too (a lock that timed out).
-  if (isTransientStatus(status) || status === 409) return { errorClass: 'retryable', code, message };
+  if (isTransientStatus(status) || status === 409)
+    return { errorClass: 'retryable', code, message };
   return { errorClass: 'fatal', code, message };
 }
 
@@ -120,7 +122,10 @@ export class CartesiaProvider extends VoiceProvider {
 
   async getVoice(remoteVoiceId: string): Promise<RemoteVoice | null> {
     try {
-      const { json } = await this.http.request('GET', `/voices/${encodeURIComponent(remoteVoiceId)}`);
+      const { json } = await this.http.request(
+        'GET',
+        `/voices/${encodeURIComponent(remoteVoiceId)}`,
+      );
       return toRemoteVoice(json);
     } catch (err) {
       if (err instanceof ProviderError && err.errorClass === 'not_found') return null;

@@ -197,7 +197,9 @@ export class ProviderHttpClient {
         this.opts.provider,
         'retryable',
         'invalid_response',
-        this.redact(`${this.opts.provider} ${where} answered ${status} with a body that is not JSON`),
+        this.redact(
+          `${this.opts.provider} ${where} answered ${status} with a body that is not JSON`,
+        ),
         status,
       );
     }
@@ -235,7 +237,8 @@ export class ProviderHttpClient {
   }
 
   redact(message: string): string {
-    let out = message.length > MAX_MESSAGE_CHARS ? `${message.slice(0, MAX_MESSAGE_CHARS)}…` : message;
+    let out =
+      message.length > MAX_MESSAGE_CHARS ? `${message.slice(0, MAX_MESSAGE_CHARS)}…` : message;
     for (const s of this.opts.secrets ?? []) {
       if (s) out = out.split(s).join('[redacted]');
     }

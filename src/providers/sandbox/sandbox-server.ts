@@ -49,7 +49,9 @@ export type ProviderFaults = z.infer<typeof providerFaultsSchema>;
 const limit = z.number().int().min(0);
 export const sandboxConfigPatchSchema = z.strictObject({
   latencyMs: z.number().int().min(0).optional(),
-  voiceLimit: z.strictObject({ elevenlabs: limit.optional(), cartesia: limit.optional() }).optional(),
+  voiceLimit: z
+    .strictObject({ elevenlabs: limit.optional(), cartesia: limit.optional() })
+    .optional(),
   /** Replaces the faults of each provider named; `{}` clears them. */
   faults: z
     .strictObject({
@@ -425,7 +427,7 @@ function readUpload(req: IncomingMessage): Promise<Upload> {
     const upload: Upload = { fields: new Map(), files: [] };
     bb.on('field', (name, value) => upload.fields.set(name, value));
     bb.on('file', (field, stream, info) => {
-      const file = { field, filename: info.filename, mimeType: info.mimeType, size: 0 };
+      const file = { field, filename: info.filename ?? 'upload', mimeType: info.mimeType, size: 0 };
       upload.files.push(file);
       stream.on('data', (chunk: Buffer) => (file.size += chunk.length));
     });
@@ -510,9 +512,7 @@ const elevenLabs: Dialect = {
     return null;
   },
   authorized(req) {
-    return req.headers['xi-api-key']
-      ? null
-      : this.error(401, 'invalid_api_key', 'Invalid API key');
+    return req.headers['xi-api-key'] ? null : this.error(401, 'invalid_api_key', 'Invalid API key');
   },
   error(status, code, message, headers) {
     return { status, json: { detail: { status: code, message } }, headers };
@@ -524,7 +524,9 @@ const elevenLabs: Dialect = {
       case 'create': {
         const missing: Array<{ loc: string[]; msg: string; type: string }> = [];
         const name = upload?.fields.get('name');
-        const files = (upload?.files ?? []).filter((f) => f.field === 'files' || f.field === 'files[]');
+        const files = (upload?.files ?? []).filter(
+          (f) => f.field === 'files' || f.field === 'files[]',
+        );
         if (!name) missing.push({ loc: ['body', 'name'], msg: 'Field required', type: 'missing' });
         if (files.length === 0) {
           missing.push({ loc: ['body', 'files'], msg: 'Field required', type: 'missing' });
@@ -534,7 +536,8 @@ const elevenLabs: Dialect = {
         if (rawLabels) {
           const parsed = z.record(z.string(), z.string()).safeParse(safeJson(rawLabels));
           if (parsed.success) labels = parsed.data;
-          else missing.push({ loc: ['body', 'labels'], msg: 'Invalid JSON map', type: 'value_error' });
+          else
+            missing.push({ loc: ['body', 'labels'], msg: 'Invalid JSON map', type: 'value_error' });
         }
         if (missing.length > 0 || !name) return { status: 422, json: { detail: missing } };
         if (files.some((f) => f.size === 0)) {
@@ -566,7 +569,11 @@ const elevenLabs: Dialect = {
       case 'delete': {
         if (!id || !store.voices.delete(id)) {
           // Old envelope and status 400 here, new envelope and 404 on get: as seen in the wild.
-          return this.error(400, 'voice_not_found', `A voice with the voice_id ${id} was not found.`);
+          return this.error(
+            400,
+            'voice_not_found',
+            `A voice with the voice_id ${id} was not found.`,
+          );
         }
         store.stats.deleteCount++;
         return { status: 200, json: { status: 'ok' } };
@@ -747,7 +754,9 @@ const cartesia: Dialect = {
         return { status: 204 };
       case 'get': {
         const v = id ? store.voices.get(id) : undefined;
-        return v ? { status: 200, json: cartesiaVoice(v) } : this.error(404, 'not_found', 'Voice not found');
+        return v
+          ? { status: 200, json: cartesiaVoice(v) }
+          : this.error(404, 'not_found', 'Voice not found');
       }
       case 'list': {
         const q = url.searchParams;
@@ -759,7 +768,8 @@ const cartesia: Dialect = {
         const startingAfter = q.get('starting_after');
         if (startingAfter) {
           const seq = store.seqOf.get(startingAfter);
-          if (seq === undefined) return this.error(400, 'invalid_request', 'unknown starting_after');
+          if (seq === undefined)
+            return this.error(400, 'invalid_request', 'unknown starting_after');
           after = seq;
         }
         // Every sandbox voice is the caller's own: is_owner=true and no filter answer the same.
@@ -804,7 +814,7 @@ function safeJson(text: string): unknown {
   }
 }
 
-const DIALECTS: Record<ProviderName, Dialect> = { elevenlabs, cartesia };
+const DIALECTS: Record<ProviderName, Dialect> = { elevenlabs: elevenLabs, cartesia };
 
 // ---------------------------------------------------------------- server
 
@@ -852,7 +862,9 @@ async function handleProvider(
       provider === 'elevenlabs'
         ? {
             status: 422,
-            json: { detail: [{ loc: ['body'], msg: 'Invalid multipart body', type: 'value_error' }] },
+            json: {
+              detail: [{ loc: ['body'], msg: 'Invalid multipart body', type: 'value_error' }],
+            },
           }
         : dialect.error(400, 'invalid_request', 'Invalid multipart body'),
     );
@@ -915,7 +927,10 @@ async function handleControl(
     if (method === 'DELETE' && m[3]) {
       await drain(req);
       const removed = sb.removeVoice(provider, decodeURIComponent(m[3]));
-      return send(res, removed ? { status: 204 } : { status: 404, json: { error: 'no such voice' } });
+      return send(
+        res,
+        removed ? { status: 204 } : { status: 404, json: { error: 'no such voice' } },
+      );
     }
   }
   await drain(req);
@@ -944,7 +959,10 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<SandboxHa
       } else if (err instanceof SandboxError) {
         send(res, { status: err.status, json: { error: err.message, issues: err.issues } });
       } else {
-        send(res, { status: 500, json: { error: err instanceof Error ? err.message : String(err) } });
+        send(res, {
+          status: 500,
+          json: { error: err instanceof Error ? err.message : String(err) },
+        });
       }
     });
   });
