@@ -5,10 +5,10 @@ import { startApp } from './bootstrap';
 
 async function main(): Promise<void> {
   const config = loadConfig();
-  const app = await startApp(config);
-  const url = await app.getUrl();
+  await startApp(config);
+  const url = `http://localhost:${config.PORT}`;
   pino({ level: config.LOG_LEVEL }).info(
-    { url: url.replace('[::1]', 'localhost'), roles: [...config.roles], docs: `${url}/docs` },
+    { url, roles: [...config.roles], docs: `${url}/docs` },
     'voice-slots listening',
   );
 }

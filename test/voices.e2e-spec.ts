@@ -199,7 +199,7 @@ describe('voices end to end', () => {
     });
     const metrics = await (await fetch(`${service.url}/metrics`)).text();
     expect(metrics).toMatch(/voice_slots_limit\{provider="elevenlabs"\} 5/);
-    const doc = await (await fetch(`${service.url}/docs-json`)).json();
+    const doc: any = await (await fetch(`${service.url}/docs-json`)).json();
     expect(Object.keys(doc.paths)).toEqual(
       expect.arrayContaining(['/v1/voices', '/v1/voices/{id}', '/v1/voices/{id}/activate']),
     );

@@ -45,8 +45,9 @@ const RETRYABLE_CODES = new Set(['too_many_concurrent_requests', 'system_busy'])
  */
 export function classifyElevenLabsError(status: number, body: string): ErrorClassification {
   const detail = asRecord(tryParseJson(body))?.detail;
+  const d = asRecord(detail);
   let code: string | null = null;
-  let message = '';
+  let message: string;
   if (Array.isArray(detail)) {
     code = 'validation_error';
     message = detail
@@ -56,8 +57,7 @@ export function classifyElevenLabsError(status: number, body: string): ErrorClas
         return `${loc}: ${stringOrNull(r?.msg) ?? 'invalid'}`;
       })
       .join('; ');
-  } else if (asRecord(detail)) {
-    const d = asRecord(detail)!;
+  } else if (d) {
     code = stringOrNull(d.status) ?? stringOrNull(d.code) ?? stringOrNull(d.type);
     message = stringOrNull(d.message) ?? '';
     const requestId = stringOrNull(d.request_id);

@@ -1,0 +1,20 @@
+import { ProviderError } from '../providers/provider-error';
+import { backoffDelayMs } from './backoff';
+
+describe('backoffDelayMs', () => {
+  it('grows exponentially with jitter between half and all of the ceiling', () => {
+    expect(backoffDelayMs(1, undefined, () => 0)).toBe(500);
+    expect(backoffDelayMs(1, undefined, () => 1)).toBe(1000);
+    expect(backoffDelayMs(4, undefined, () => 1)).toBe(8000);
+    expect(backoffDelayMs(4, undefined, () => 0)).toBe(4000);
+  });
+
+  it('is capped at a minute', () => {
+    expect(backoffDelayMs(30, undefined, () => 1)).toBe(60_000);
+  });
+
+  it("never retries sooner than the provider's Retry-After", () => {
+    const err = new ProviderError('elevenlabs', 'retryable', 'system_busy', 'busy', 429, 20_000);
+    expect(backoffDelayMs(1, err, () => 1)).toBe(20_000);
+  });
+});
