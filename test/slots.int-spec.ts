@@ -35,6 +35,9 @@ describe('slot pool on Postgres', () => {
     );
   });
 
+  const claim = (provider: 'elevenlabs' | 'cartesia', max: number) =>
+    slots.claim(provider, { max, allocationLeaseSeconds: 120, breakerCooldownSeconds: 30 });
+
   async function queueVoice(
     userId: string,
     provider: 'elevenlabs' | 'cartesia' = 'elevenlabs',
@@ -71,16 +74,12 @@ describe('slot pool on Postgres', () => {
   it('never claims beyond the limit with 8 dispatchers racing for 3 slots', async () => {
     await slots.setLimits('elevenlabs', { configuredLimit: 3 });
     for (let i = 0; i < 20; i++) await queueVoice(`user-${i % 4}`);
-    const claims = await Promise.all(
-      Array.from({ length: 8 }, () => slots.claim('elevenlabs', 50, 120)),
-    );
+    const claims = await Promise.all(Array.from({ length: 8 }, () => claim('elevenlabs', 50)));
     expect(claims.flat()).toHaveLength(3);
     const cap = await slots.capacity('elevenlabs');
     expect(cap).toMatchObject({ limit: 3, held: 3, free: 0, queued: 17 });
     // A second wave, after nothing was freed, claims nothing.
-    const again = await Promise.all(
-      Array.from({ length: 8 }, () => slots.claim('elevenlabs', 50, 120)),
-    );
+    const again = await Promise.all(Array.from({ length: 8 }, () => claim('elevenlabs', 50)));
     expect(again.flat()).toHaveLength(0);
   });
 
@@ -88,7 +87,7 @@ describe('slot pool on Postgres', () => {
     await slots.setLimits('elevenlabs', { configuredLimit: 10, accountLimit: 4 });
     await slots.setForeignCount('elevenlabs', 1);
     for (let i = 0; i < 6; i++) await queueVoice('u');
-    expect(await slots.claim('elevenlabs', 50, 120)).toHaveLength(3);
+    expect(await claim('elevenlabs', 50)).toHaveLength(3);
   });
 
   it("one provider's full pool does not stop another's claims", async () => {
@@ -96,8 +95,8 @@ describe('slot pool on Postgres', () => {
     await slots.setLimits('cartesia', { configuredLimit: 2 });
     await queueVoice('u', 'elevenlabs');
     const c1 = await queueVoice('u', 'cartesia');
-    expect(await slots.claim('elevenlabs', 50, 120)).toHaveLength(0);
-    expect((await slots.claim('cartesia', 50, 120)).map((c) => c.voiceId)).toEqual([c1]);
+    expect(await claim('elevenlabs', 50)).toHaveLength(0);
+    expect((await claim('cartesia', 50)).map((c) => c.voiceId)).toEqual([c1]);
   });
 
   it('serves users round robin, and each user first in first out', async () => {
@@ -110,7 +109,7 @@ describe('slot pool on Postgres', () => {
     ];
     const b = [await queueVoice('b'), await queueVoice('b')];
     const c = [await queueVoice('c')];
-    const order = (await slots.claim('elevenlabs', 50, 120)).map((x) => x.voiceId);
+    const order = (await claim('elevenlabs', 50)).map((x) => x.voiceId);
     expect(order).toEqual([a[0], b[0], c[0], a[1], b[1], a[2], a[3]]);
   });
 
@@ -118,13 +117,10 @@ describe('slot pool on Postgres', () => {
     await slots.setLimits('elevenlabs', { configuredLimit: 1 });
     const burst = [];
     for (let i = 0; i < 5; i++) burst.push(await queueVoice('early'));
-    expect((await slots.claim('elevenlabs', 50, 120)).map((x) => x.voiceId)).toEqual([burst[0]]);
+    expect((await claim('elevenlabs', 50)).map((x) => x.voiceId)).toEqual([burst[0]]);
     const late = await queueVoice('late');
     await slots.setLimits('elevenlabs', { configuredLimit: 3 });
-    expect((await slots.claim('elevenlabs', 50, 120)).map((x) => x.voiceId)).toEqual([
-      burst[1],
-      late,
-    ]);
+    expect((await claim('elevenlabs', 50)).map((x) => x.voiceId)).toEqual([burst[1], late]);
     const queued = (await voices.findById(burst[2]))!;
     expect(await voices.queuePosition(queued)).toBe(1);
   });
@@ -132,12 +128,12 @@ describe('slot pool on Postgres', () => {
   it('lets only the current fencing token move a voice on', async () => {
     await slots.setLimits('elevenlabs', { configuredLimit: 1 });
     const id = await queueVoice('u');
-    const [claim] = await slots.claim('elevenlabs', 1, 120);
+    const [claimed] = await claim('elevenlabs', 1);
     // The sweeper takes the voice over; the old holder's transition must do nothing.
     const taken = await voices.transition({
       id,
       from: ['allocating'],
-      token: claim.fencingToken,
+      token: claimed.fencingToken,
       to: 'queued',
       bumpToken: true,
       event: { type: 'requeued', reason: 'lease_expired' },
@@ -146,13 +142,13 @@ describe('slot pool on Postgres', () => {
     const stale = await voices.transition({
       id,
       from: ['allocating'],
-      token: claim.fencingToken,
+      token: claimed.fencingToken,
       to: 'ready',
       set: { remoteVoiceId: 'x' },
       event: { type: 'ready', reason: 'remote_created' },
     });
     expect(stale).toBeNull();
-    expect(await slots.beginAttempt(id, claim.fencingToken, 120)).toBeNull();
+    expect(await slots.beginAttempt(id, claimed.fencingToken, 120)).toBeNull();
     const events = await voices.events(id);
     expect(events.map((e) => `${e.fromStatus}->${e.toStatus}:${e.reason}`)).toEqual([
       'null->pending:upload',
@@ -165,11 +161,11 @@ describe('slot pool on Postgres', () => {
   it('keeps a deleted voice counted until its remote voice is cleaned up', async () => {
     await slots.setLimits('elevenlabs', { configuredLimit: 1 });
     const id = await queueVoice('u');
-    const [claim] = await slots.claim('elevenlabs', 1, 120);
+    const [claimed] = await claim('elevenlabs', 1);
     await voices.transition({
       id,
       from: ['allocating'],
-      token: claim.fencingToken,
+      token: claimed.fencingToken,
       to: 'ready',
       set: { remoteVoiceId: 'r1' },
       event: { type: 'ready', reason: 'remote_created' },
@@ -187,9 +183,9 @@ describe('slot pool on Postgres', () => {
       event: { type: 'deleted', reason: 'user_delete' },
     });
     await queueVoice('u2');
-    expect(await slots.claim('elevenlabs', 5, 120)).toHaveLength(0);
+    expect(await claim('elevenlabs', 5)).toHaveLength(0);
     expect(await voices.clearRemote(id, 'r1')).toBe(true);
-    expect(await slots.claim('elevenlabs', 5, 120)).toHaveLength(1);
+    expect(await claim('elevenlabs', 5)).toHaveLength(1);
   });
 
   it('runs a timed task once per period across replicas', async () => {

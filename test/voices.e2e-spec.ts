@@ -60,7 +60,7 @@ describe('voices end to end', () => {
     });
     expect(ready.remoteVoiceId).toEqual(expect.any(String));
 
-    const remote = (await sandbox.state()).elevenlabs.voices;
+    const remote = sandbox.state().elevenlabs.voices;
     expect(remote.map((v) => v.id)).toContain(ready.remoteVoiceId);
     // The provider received the whole sample.
     const created = remote.find((v) => v.id === ready.remoteVoiceId);
@@ -72,7 +72,7 @@ describe('voices end to end', () => {
     expect(res.status).toBe(202);
     const ready = await alice.waitFor(res.body.id, ['ready', 'failed']);
     expect(ready.status).toBe('ready');
-    expect((await sandbox.state()).cartesia.voices.map((v) => v.id)).toContain(ready.remoteVoiceId);
+    expect(sandbox.state().cartesia.voices.map((v) => v.id)).toContain(ready.remoteVoiceId);
   });
 
   it('activates a ready voice with a lease, and deletes it with its remote voice and sample', async () => {
@@ -92,7 +92,7 @@ describe('voices end to end', () => {
     let remoteIds: string[] = [];
     let files: string[] = [];
     while (Date.now() < deadline) {
-      remoteIds = (await sandbox.state()).elevenlabs.voices.map((v) => v.id);
+      remoteIds = sandbox.state().elevenlabs.voices.map((v) => v.id);
       files = readdirSync(join(world.storageDir, ready.id.slice(0, 2)), { withFileTypes: true })
         .filter((f) => f.name.startsWith(ready.id))
         .map((f) => f.name);

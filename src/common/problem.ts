@@ -82,7 +82,7 @@ export class ProblemFilter implements ExceptionFilter {
       const body = exception.getResponse();
       const message =
         typeof body === 'object' && body !== null && 'message' in body
-          ? (body as { message: unknown }).message
+          ? body.message
           : exception.message;
       const detail = Array.isArray(message) ? message.join('; ') : String(message);
       problem = problemOf(status, CODE_BY_STATUS[status] ?? 'error', detail);

@@ -63,6 +63,11 @@ const schema = z.object({
   ALLOCATION_LEASE_SECONDS: int(120, 1),
   MAX_ATTEMPTS: int(5, 1),
   USER_MAX_PENDING: int(10, 1),
+  /** Provider failures in a row that open its circuit breaker, and the pause before a probe. */
+  BREAKER_FAILURE_THRESHOLD: int(5, 1),
+  BREAKER_COOLDOWN_SECONDS: int(30, 1),
+  /** Reclaim idle ready voices even without a backlog, to save cost (0 = off). */
+  RECLAIM_MAX_IDLE_SECONDS: int(0),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Period of the scheduler's safety-net timers (dispatch, sweeper). Mostly for tests. */
   SCHEDULER_TICK_SECONDS: int(10, 1),
@@ -151,7 +156,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   if (problems.length) {
     throw new ConfigError(`Invalid configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
   }
-  const { APP_ROLES, WORKER_PROVIDERS: _wp, ...rest } = e;
+  const { APP_ROLES, ...rest } = e;
   return {
     ...rest,
     roles: new Set(APP_ROLES),

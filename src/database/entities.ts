@@ -31,6 +31,7 @@ export class VoiceEntity {
   /** Bumped on every claim or take-over; a job carrying an older token is stale and does nothing. */
   @Column('bigint', { name: 'fencing_token' }) fencingToken!: string;
   @Column('int') attempts!: number;
+  @Column('int', { name: 'remote_tries' }) remoteTries!: number;
   /** Start tag of start-time fair queuing: the claim order across users of one provider. */
   @Column('bigint', { name: 'fair_tag', nullable: true }) fairTag!: string | null;
   @Column('timestamptz', { name: 'queued_at', nullable: true }) queuedAt!: Date | null;
@@ -89,6 +90,15 @@ export class ProviderEntity {
   @Column('bigint', { name: 'virtual_time' }) virtualTime!: string;
   @Column('timestamptz', { name: 'account_checked_at', nullable: true })
   accountCheckedAt!: Date | null;
+  @Column('timestamptz', { name: 'last_claim_at', nullable: true }) lastClaimAt!: Date | null;
+  @Column('double precision', { name: 'claim_interval_ms', nullable: true })
+  claimIntervalMs!: number | null;
+  @Column('text', { name: 'breaker_state' }) breakerState!: 'closed' | 'open' | 'half_open';
+  @Column('int', { name: 'breaker_failures' }) breakerFailures!: number;
+  @Column('timestamptz', { name: 'breaker_opened_at', nullable: true })
+  breakerOpenedAt!: Date | null;
+  @Column('timestamptz', { name: 'breaker_probe_until', nullable: true })
+  breakerProbeUntil!: Date | null;
   @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' }) updatedAt!: Date;
 }
 

@@ -1,7 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { ElevenLabsProvider } from './elevenlabs.provider';
 import { ProviderError } from './provider-error';
-import { memorySample, parseMultipart, startStubServer, type StubServer } from './testing/stub-server';
+import {
+  memorySample,
+  parseMultipart,
+  startStubServer,
+  type StubServer,
+} from './testing/stub-server';
 
 const KEY = 'sk_test_secret_key_123';
 
@@ -59,7 +64,11 @@ describe('ElevenLabsProvider against a stub', () => {
     it('makes exactly one request on a 500 and calls it retryable', async () => {
       stub.reply({ status: 500, json: { detail: { status: 'internal_error', message: 'boom' } } });
       const err = await caught(provider.createVoice(request()));
-      expect(err).toMatchObject({ errorClass: 'retryable', code: 'internal_error', httpStatus: 500 });
+      expect(err).toMatchObject({
+        errorClass: 'retryable',
+        code: 'internal_error',
+        httpStatus: 500,
+      });
       expect(stub.requests).toHaveLength(1);
     });
 
@@ -84,7 +93,10 @@ describe('ElevenLabsProvider against a stub', () => {
     });
 
     it('classifies quota_exceeded (credits) as fatal, not capacity', async () => {
-      stub.reply({ status: 401, json: { detail: { status: 'quota_exceeded', message: 'credits' } } });
+      stub.reply({
+        status: 401,
+        json: { detail: { status: 'quota_exceeded', message: 'credits' } },
+      });
       const err = await caught(provider.createVoice(request()));
       expect(err).toMatchObject({ errorClass: 'fatal', code: 'quota_exceeded' });
     });
@@ -124,7 +136,11 @@ describe('ElevenLabsProvider against a stub', () => {
         json: { detail: { type: 'rate_limit_error', code: 'system_busy', request_id: 'r1' } },
       });
       const err = await caught(provider.createVoice(request()));
-      expect(err).toMatchObject({ errorClass: 'retryable', code: 'system_busy', retryAfterMs: null });
+      expect(err).toMatchObject({
+        errorClass: 'retryable',
+        code: 'system_busy',
+        retryAfterMs: null,
+      });
       expect(err.message).toContain('r1');
     });
 
@@ -339,9 +355,17 @@ describe('ElevenLabsProvider against a stub', () => {
   it('reads the account limit from /v1/user/subscription', async () => {
     stub.reply({
       status: 200,
-      json: { tier: 'creator', voice_limit: 30, voice_slots_used: 7, can_use_instant_voice_cloning: true },
+      json: {
+        tier: 'creator',
+        voice_limit: 30,
+        voice_slots_used: 7,
+        can_use_instant_voice_cloning: true,
+      },
     });
-    await expect(provider.getAccountLimits()).resolves.toEqual({ voiceLimit: 30, voiceSlotsUsed: 7 });
+    await expect(provider.getAccountLimits()).resolves.toEqual({
+      voiceLimit: 30,
+      voiceSlotsUsed: 7,
+    });
     expect(stub.requests[0]).toMatchObject({ method: 'GET', path: '/v1/user/subscription' });
   });
 

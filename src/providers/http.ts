@@ -19,7 +19,8 @@ export function parseRetryAfter(value: string | null | undefined, now = Date.now
   const trimmed = value.trim();
   if (trimmed === '') return null;
   if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
-  const at = Date.parse(trimmed);
+  // An HTTP date always names a day and a month; without letters Date.parse reads "-3" as a year.
+  const at = /[a-z]/i.test(trimmed) ? Date.parse(trimmed) : NaN;
   return Number.isNaN(at) ? null : Math.max(0, at - now);
 }
 
@@ -35,7 +36,7 @@ export async function openSample(sample: SampleUpload, provider: ProviderName): 
       provider,
       'retryable',
       'sample_read_failed',
-      `${provider}: opening the sample failed: ${err instanceof Error ? err.message : String(err)}`,
+      `${provider}: opening the sample failed: ${describe(err)}`,
     );
   }
 }
@@ -212,7 +213,7 @@ export class ProviderHttpClient {
     where: string,
   ): ProviderError {
     const p = this.opts.provider;
-    if (signal.aborted || (err instanceof Error && err.name === 'TimeoutError')) {
+    if (signal.aborted || asErrorLike(err)?.name === 'TimeoutError') {
       return new ProviderError(
         p,
         'retryable',
@@ -246,12 +247,25 @@ export class ProviderHttpClient {
   }
 }
 
-/** Message plus the low-level cause fetch hides behind "fetch failed" (ECONNRESET, ...). */
+/**
+ * Message plus the low-level cause fetch hides behind "fetch failed" (ECONNRESET, ...). Duck-typed:
+ * errors from fetch may come from another realm (test sandboxes), where instanceof fails.
+ */
 function describe(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  const cause = err.cause instanceof Error ? err.cause : null;
-  const code = cause && 'code' in cause ? ` ${String(cause.code)}` : '';
-  return cause ? `${err.message}:${code} ${cause.message}` : err.message;
+  const e = asErrorLike(err);
+  if (!e) return String(err);
+  const cause = asErrorLike(e.cause);
+  if (!cause) return e.message;
+  const code = typeof cause.code === 'string' ? ` ${cause.code}` : '';
+  return `${e.message}:${code} ${cause.message}`;
+}
+
+function asErrorLike(
+  value: unknown,
+): { message: string; name?: unknown; code?: unknown; cause?: unknown } | null {
+  return typeof value === 'object' && value !== null && 'message' in value
+    ? (value as { message: string })
+    : null;
 }
 
 /** Error body text for classifiers that read JSON, or null when it is not JSON. */

@@ -8,6 +8,14 @@ import type { ProviderName } from '../config/app-config';
  */
 export type ProviderErrorClass = 'retryable' | 'capacity' | 'fatal' | 'not_found';
 
+/**
+ * What an adapter throws. `code` is the provider's own code where it sends one (e.g.
+ * `voice_limit_reached`, `too_many_concurrent_requests`, `concurrency_limited`, `invalid_api_key`,
+ * `quota_exceeded`, `validation_error` for a 422), else `http_<status>`; failures without an answer
+ * use the adapters' own codes, all retryable: `timeout`, `network_error` (the voice may or may not
+ * exist: look the idempotency key up), `sample_read_failed` (our storage, not the provider) and
+ * `invalid_response` (a 2xx that could not be read). Messages never contain the API key.
+ */
 export class ProviderError extends Error {
   constructor(
     readonly provider: ProviderName,

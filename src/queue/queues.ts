@@ -18,6 +18,7 @@ export enum JobName {
   ExtractMetadata = 'extract-metadata',
   Allocate = 'allocate',
   RemoteCleanup = 'remote-cleanup',
+  Reclaim = 'reclaim',
 }
 
 /**
@@ -28,6 +29,7 @@ export interface JobPayloads {
   [JobName.ExtractMetadata]: { voiceId: string; trace?: Record<string, string> };
   [JobName.Allocate]: { voiceId: string; fencingToken: string; trace?: Record<string, string> };
   [JobName.RemoteCleanup]: { voiceId: string };
+  [JobName.Reclaim]: { voiceId: string; fencingToken: string };
 }
 
 /** Backoff strategy name registered on allocation queues: exponential, full jitter, Retry-After. */

@@ -3,6 +3,7 @@ import { SchedulerRegistry } from '@nestjs/schedule';
 import { AppConfig } from '../config/config.module';
 import { hasRole } from '../config/roles';
 import { ProviderRegistry } from '../providers/provider-registry';
+import { ReclaimService } from '../reclaim/reclaim.service';
 import { CapacityService } from '../slots/capacity.service';
 import { DispatcherService } from '../slots/dispatcher.service';
 import { SlotsRepository } from '../slots/slots.repository';
@@ -35,6 +36,7 @@ export class SchedulerService implements OnApplicationBootstrap {
     private readonly providers: ProviderRegistry,
     private readonly voices: VoiceRepository,
     private readonly voiceService: VoiceService,
+    private readonly reclaim: ReclaimService,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -60,6 +62,17 @@ export class SchedulerService implements OnApplicationBootstrap {
         run: async () => {
           for (const id of await this.voices.stalePending(60, 100))
             await this.voiceService.enqueueMetadata(id);
+        },
+      },
+      {
+        name: 'reclaim',
+        periodSeconds: tick,
+        run: async () => {
+          for (const p of this.providers.enabled()) {
+            await this.reclaim.reclaimForBacklog(p);
+            await this.reclaim.reclaimIdle(p);
+          }
+          await this.reclaim.sweepStale();
         },
       },
       {

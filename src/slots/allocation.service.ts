@@ -13,7 +13,11 @@ export type AllocationOutcome = 'ready' | 'adopted' | 'stale' | 'requeued' | 'fa
 
 /** Thrown to ask Bull for another try later; the attempt is already recorded in Postgres. */
 export class RetryLaterError extends Error {
-  constructor(readonly providerError: ProviderError) {
+  constructor(
+    readonly providerError: ProviderError,
+    /** The earliest retry, read by the backoff strategy. */
+    readonly retryAfterMs: number | null = providerError.retryAfterMs,
+  ) {
     super(`retryable provider error: ${providerError.code}`);
   }
 }
@@ -56,7 +60,11 @@ export class AllocationService {
       Math.max(1_000, (lease * 1000) / 3),
     );
     try {
-      const { remoteVoiceId, adopted } = await this.createOnce(voice, begun.attempts);
+      const { remoteVoiceId, adopted } = await this.createOnce(voice, begun.remoteTries);
+      if (await this.slots.recordProviderSuccess(voice.provider)) {
+        this.logger.log({ provider: voice.provider }, 'provider breaker closed');
+        this.dispatcher.nudge(voice.provider);
+      }
       const done = await this.voices.transition({
         id: voiceId,
         from: ['allocating'],
@@ -134,7 +142,8 @@ export class AllocationService {
     switch (err.errorClass) {
       case 'capacity': {
         // The account is fuller than we counted (voices made by hand, a changed plan): recount and
-        // queue again in the same place, without spending the attempt.
+        // queue again in the same place, without spending the attempt. The provider refused the
+        // create, so no remote voice exists to keep a slot for.
         const requeued = await this.voices.transition({
           id: voice.id,
           from: ['allocating'],
@@ -153,6 +162,35 @@ export class AllocationService {
         return requeued ? 'requeued' : 'stale';
       }
       case 'retryable': {
+        const breaker = await this.slots.recordProviderFailure(
+          voice.provider,
+          this.config.BREAKER_FAILURE_THRESHOLD,
+        );
+        if (breaker === 'open') {
+          // An outage is not this voice's fault: give the attempt back and wait out the
+          // cool-down. The voice keeps its slot, since a lost create may have made its remote voice.
+          const cooldownMs = this.config.BREAKER_COOLDOWN_SECONDS * 1000;
+          const kept = await this.voices.transition({
+            id: voice.id,
+            from: ['allocating'],
+            token,
+            to: 'allocating',
+            set: {
+              attempts: sql('GREATEST(v.attempts - 1, 0)'),
+              allocationLeaseExpiresAt: secondsFromNow(
+                this.config.BREAKER_COOLDOWN_SECONDS + this.config.ALLOCATION_LEASE_SECONDS + 60,
+              ),
+            },
+            event: {
+              type: 'attempt_failed',
+              reason: 'provider_retryable',
+              metadata: { ...errorInfo, breaker: 'open' },
+            },
+          });
+          this.logger.warn(ctx, 'provider breaker open; attempt given back');
+          if (!kept) return 'stale';
+          throw new RetryLaterError(err, Math.max(cooldownMs, err.retryAfterMs ?? 0));
+        }
         if (attempt >= this.config.MAX_ATTEMPTS) {
           const failed = await this.failVoice(voice, token, 'attempts_exhausted', err, attempt);
           return failed ? 'failed' : 'stale';

@@ -1,5 +1,3 @@
-import { ProviderError } from '../providers/provider-error';
-
 const BASE_MS = 1_000;
 const CAP_MS = 60_000;
 
@@ -14,7 +12,8 @@ export function backoffDelayMs(
 ): number {
   const ceiling = Math.min(CAP_MS, BASE_MS * 2 ** Math.max(0, attemptsMade - 1));
   const jittered = Math.round(ceiling / 2 + (random() * ceiling) / 2);
-  const retryAfter =
-    err instanceof ProviderError && err.retryAfterMs !== null ? err.retryAfterMs : 0;
+  // Any error may carry a minimum delay (a provider's Retry-After, an open breaker's cool-down).
+  const hinted = (err as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
+  const retryAfter = typeof hinted === 'number' ? hinted : 0;
   return Math.max(jittered, retryAfter);
 }

@@ -22,6 +22,8 @@ export class DispatcherService {
   /** Coalesces bursts of dispatch requests for one provider within this process. */
   private readonly running = new Map<ProviderName, Promise<number>>();
   private readonly again = new Set<ProviderName>();
+  /** Called after each dispatch run, when the pool may be full: reclaim registers here. */
+  private readonly saturatedListeners: ((provider: ProviderName) => void)[] = [];
 
   constructor(
     private readonly config: AppConfig,
@@ -44,6 +46,14 @@ export class DispatcherService {
     return run;
   }
 
+  /**
+   * Registers a callback for a provider that ran out of free slots. An observer rather than an
+   * import, so the slot pool does not depend on the reclaim policy built on top of it.
+   */
+  onSaturated(listener: (provider: ProviderName) => void): void {
+    this.saturatedListeners.push(listener);
+  }
+
   /** Fire-and-forget variant for callers that must not fail because of dispatch. */
   nudge(provider: ProviderName): void {
     this.dispatch(provider).catch((err: unknown) =>
@@ -55,16 +65,20 @@ export class DispatcherService {
     let total = 0;
     for (;;) {
       this.again.delete(provider);
-      const claimed = await this.slots.claim(
-        provider,
-        CLAIM_BATCH,
-        this.config.ALLOCATION_LEASE_SECONDS,
-      );
+      const claimed = await this.slots.claim(provider, {
+        max: CLAIM_BATCH,
+        allocationLeaseSeconds: this.config.ALLOCATION_LEASE_SECONDS,
+        breakerCooldownSeconds: this.config.BREAKER_COOLDOWN_SECONDS,
+      });
       if (claimed.length) {
         await this.enqueue(provider, claimed);
         total += claimed.length;
       }
-      if (claimed.length < CLAIM_BATCH && !this.again.has(provider)) return total;
+      if (claimed.length < CLAIM_BATCH && !this.again.has(provider)) {
+        // Either the queue is empty or the pool is full; listeners tell which cheaply.
+        for (const listener of this.saturatedListeners) listener(provider);
+        return total;
+      }
     }
   }
 

@@ -14,6 +14,10 @@ export interface ProviderCapacity {
   free: number;
   queued: number;
   oldestQueuedSeconds: number | null;
+  reclaiming: number;
+  breaker: BreakerState;
+  /** Moving average of the time between claims: position × this ≈ the wait. */
+  claimIntervalMs: number | null;
 }
 
 export interface Claimed {
@@ -21,11 +25,24 @@ export interface Claimed {
   fencingToken: string;
 }
 
+export type BreakerState = 'closed' | 'open' | 'half_open';
+
 interface ProviderRow {
   name: ProviderName;
   configured_limit: number | null;
   account_limit: number | null;
   foreign_count: number;
+  claim_interval_ms: number | null;
+  breaker_state: BreakerState;
+  breaker_opened_at: Date | null;
+  breaker_probe_until: Date | null;
+}
+
+export interface ClaimOptions {
+  max: number;
+  allocationLeaseSeconds: number;
+  /** How long an open breaker waits before it lets one probe through. */
+  breakerCooldownSeconds: number;
 }
 
 export function effectiveLimit(configured: number | null, account: number | null): number {
@@ -75,11 +92,14 @@ export class SlotsRepository {
       provider,
     ]);
     const [{ n: held }]: { n: number }[] = await this.ds.query(this.heldSql, [provider]);
-    const [q]: { queued: number; oldest: number | null }[] = await this.ds.query(
-      `SELECT count(*)::int AS queued, EXTRACT(EPOCH FROM now() - min(queued_at))::float8 AS oldest
-         FROM voices WHERE provider = $1 AND status = 'queued'`,
-      [provider],
-    );
+    const [q]: { queued: number; oldest: number | null; reclaiming: number }[] =
+      await this.ds.query(
+        `SELECT count(*) FILTER (WHERE status = 'queued')::int AS queued,
+              count(*) FILTER (WHERE status = 'reclaiming')::int AS reclaiming,
+              EXTRACT(EPOCH FROM now() - min(queued_at) FILTER (WHERE status = 'queued'))::float8 AS oldest
+         FROM voices WHERE provider = $1 AND status IN ('queued','reclaiming')`,
+        [provider],
+      );
     const limit = effectiveLimit(p.configured_limit, p.account_limit);
     return {
       provider,
@@ -91,6 +111,9 @@ export class SlotsRepository {
       free: Math.max(0, limit - held - p.foreign_count),
       queued: q.queued,
       oldestQueuedSeconds: q.oldest === null ? null : Math.round(q.oldest),
+      reclaiming: q.reclaiming,
+      breaker: p.breaker_state,
+      claimIntervalMs: p.claim_interval_ms,
     };
   }
 
@@ -99,16 +122,23 @@ export class SlotsRepository {
    * so any number of dispatchers on any number of replicas never claim beyond the limit
    * (invariant 1). Returns what was claimed; the caller enqueues their jobs after the commit.
    */
-  async claim(
-    provider: ProviderName,
-    max: number,
-    allocationLeaseSeconds: number,
-  ): Promise<Claimed[]> {
+  async claim(provider: ProviderName, opts: ClaimOptions): Promise<Claimed[]> {
     return this.ds.transaction(async (em: EntityManager) => {
       const [p]: ProviderRow[] = await em.query(
         `SELECT * FROM providers WHERE name = $1 FOR UPDATE`,
         [provider],
       );
+      let max = opts.max;
+      if (p.breaker_state !== 'closed') {
+        // Open: claim nothing until the cool-down passes, then let exactly one probe through.
+        const now = Date.now();
+        const probeDue =
+          p.breaker_state === 'open'
+            ? (p.breaker_opened_at?.getTime() ?? 0) + opts.breakerCooldownSeconds * 1000 <= now
+            : (p.breaker_probe_until?.getTime() ?? 0) <= now;
+        if (!probeDue) return [];
+        max = 1;
+      }
       const [{ n: held }]: { n: number }[] = await em.query(this.heldSql, [provider]);
       const free = effectiveLimit(p.configured_limit, p.account_limit) - held - p.foreign_count;
       const take = Math.min(free, max);
@@ -127,11 +157,23 @@ export class SlotsRepository {
            SELECT id, 'claimed', 'slot_free', 'queued', 'allocating',
                   jsonb_build_object('fencingToken', fencing_token::text) FROM u),
          t AS (
-           UPDATE providers SET virtual_time = GREATEST(virtual_time, (SELECT max(fair_tag) FROM u))
+           UPDATE providers SET virtual_time = GREATEST(virtual_time, (SELECT max(fair_tag) FROM u)),
+                  -- Per claimed voice, gaps capped at 10 min so an idle night does not skew it.
+                  claim_interval_ms = CASE WHEN last_claim_at IS NULL THEN claim_interval_ms ELSE
+                    COALESCE(claim_interval_ms * 0.8, 0) + (CASE WHEN claim_interval_ms IS NULL THEN 1 ELSE 0.2 END) *
+                    LEAST(EXTRACT(EPOCH FROM now() - last_claim_at) * 1000, 600000) / (SELECT count(*) FROM u) END,
+                  last_claim_at = now()
             WHERE name = $1 AND EXISTS (SELECT 1 FROM u))
          SELECT * FROM u`,
-        [provider, take, allocationLeaseSeconds],
+        [provider, take, opts.allocationLeaseSeconds],
       );
+      if (rows.length && p.breaker_state !== 'closed') {
+        await em.query(
+          `UPDATE providers SET breaker_state = 'half_open',
+                  breaker_probe_until = now() + make_interval(secs => $2) WHERE name = $1`,
+          [provider, opts.allocationLeaseSeconds],
+        );
+      }
       return rows.map((r) => ({ voiceId: r.id, fencingToken: String(r.fencing_token) }));
     });
   }
@@ -152,16 +194,16 @@ export class SlotsRepository {
     voiceId: string,
     fencingToken: string,
     allocationLeaseSeconds: number,
-  ): Promise<{ attempts: number } | null> {
-    const rows: { attempts: number }[] = await this.ds.query(
-      `WITH u AS (UPDATE voices SET attempts = attempts + 1,
+  ): Promise<{ attempts: number; remoteTries: number } | null> {
+    const rows: { attempts: number; remote_tries: number }[] = await this.ds.query(
+      `WITH u AS (UPDATE voices SET attempts = attempts + 1, remote_tries = remote_tries + 1,
               allocation_lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
         WHERE id = $1 AND status = 'allocating' AND fencing_token = $2
-        RETURNING attempts)
+        RETURNING attempts, remote_tries)
        SELECT * FROM u`,
       [voiceId, fencingToken, allocationLeaseSeconds],
     );
-    return rows.length ? rows[0] : null;
+    return rows.length ? { attempts: rows[0].attempts, remoteTries: rows[0].remote_tries } : null;
   }
 
   /** Keeps the lease of a running allocation alive; false when the voice moved on. */
@@ -188,5 +230,38 @@ export class SlotsRepository {
       [name, periodSeconds],
     );
     return rows.length > 0;
+  }
+
+  /**
+   * Counts a provider failure that says nothing about one voice (5xx, timeouts, network). Opens
+   * the breaker at the threshold, or again at once when the half-open probe fails.
+   */
+  async recordProviderFailure(provider: ProviderName, threshold: number): Promise<BreakerState> {
+    const rows: { breaker_state: BreakerState }[] = await this.ds.query(
+      `WITH u AS (UPDATE providers SET
+          breaker_failures = breaker_failures + 1,
+          breaker_state = CASE WHEN breaker_state = 'half_open' OR breaker_failures + 1 >= $2
+                               THEN 'open' ELSE breaker_state END,
+          breaker_opened_at = CASE WHEN breaker_state = 'half_open' OR
+                                   (breaker_state = 'closed' AND breaker_failures + 1 >= $2)
+                              THEN now() ELSE breaker_opened_at END
+        WHERE name = $1 RETURNING breaker_state)
+       SELECT * FROM u`,
+      [provider, threshold],
+    );
+    return rows[0].breaker_state;
+  }
+
+  /** A provider call succeeded: the breaker closes. Returns true when it was not closed. */
+  async recordProviderSuccess(provider: ProviderName): Promise<boolean> {
+    const rows: { was: BreakerState }[] = await this.ds.query(
+      `WITH o AS (SELECT breaker_state AS was FROM providers WHERE name = $1),
+       u AS (UPDATE providers SET breaker_failures = 0, breaker_state = 'closed',
+                    breaker_opened_at = NULL, breaker_probe_until = NULL
+              WHERE name = $1 AND (breaker_failures > 0 OR breaker_state <> 'closed') RETURNING name)
+       SELECT was FROM o WHERE EXISTS (SELECT 1 FROM u)`,
+      [provider],
+    );
+    return rows.length > 0 && rows[0].was !== 'closed';
   }
 }

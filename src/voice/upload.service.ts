@@ -54,7 +54,8 @@ export class UploadService {
     const voiceId = randomUUID();
     const key = `${voiceId.slice(0, 2)}/${voiceId}`;
     const fields: Record<string, string> = {};
-    let stored: Promise<StoredSample> | null = null;
+    // Assigned in busboy's callback; a holder object keeps the type checker from narrowing it away.
+    const file: { stored: Promise<StoredSample> | null } = { stored: null };
     let clientContentType = 'application/octet-stream';
     let clientFilename = 'sample';
 
@@ -76,15 +77,15 @@ export class UploadService {
 
     const parsed = new Promise<void>((resolve, reject) => {
       bb.on('file', (field, stream, info) => {
-        if (field !== 'file' || stored) {
+        if (field !== 'file' || file.stored) {
           stream.resume();
           return;
         }
         clientContentType = info.mimeType;
         clientFilename = info.filename ?? 'sample';
-        stored = this.storage.put(key, stream, this.config.MAX_SAMPLE_BYTES);
+        file.stored = this.storage.put(key, stream, this.config.MAX_SAMPLE_BYTES);
         // Settled via `stored` below; this only prevents an unhandled rejection meanwhile.
-        stored.catch(() => undefined);
+        file.stored.catch(() => undefined);
       });
       bb.on('field', (name, value) => {
         fields[name] = value;
@@ -97,14 +98,14 @@ export class UploadService {
     try {
       await parsed;
     } catch {
-      await this.discard(key, stored);
+      await this.discard(key, file.stored);
       throw new ApiError(400, 'malformed_multipart', 'The multipart body could not be parsed');
     }
-    if (!stored)
+    if (!file.stored)
       throw new ApiError(422, 'validation_failed', 'A file part named "file" is required');
     let sample: StoredSample;
     try {
-      sample = await stored;
+      sample = await file.stored;
     } catch (err) {
       await this.storage.remove(key).catch(() => undefined);
       if (err instanceof SampleTooLargeError) {

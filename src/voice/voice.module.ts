@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { ProvidersModule } from '../providers/providers.module';
 import { SlotsModule } from '../slots/slots.module';
+import { LastUseRecorder } from './last-use.recorder';
 import { MetadataService } from './metadata.service';
 import { MetadataWorker } from './metadata.worker';
 import { UploadService } from './upload.service';
@@ -10,7 +11,14 @@ import { VoiceService } from './voice.service';
 
 @Module({
   imports: [VoiceDataModule, SlotsModule, ProvidersModule],
-  providers: [VoiceService, UploadService, MetadataService, MetadataWorker, VoiceEventsListener],
+  providers: [
+    VoiceService,
+    UploadService,
+    MetadataService,
+    MetadataWorker,
+    VoiceEventsListener,
+    LastUseRecorder,
+  ],
   exports: [VoiceService, VoiceDataModule],
 })
 export class VoiceModule {}

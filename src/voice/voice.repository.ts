@@ -8,6 +8,7 @@ import type { VoiceEventReason, VoiceEventType, VoiceStatus } from './voice-stat
 /** Columns a transition may set, by domain name; values are parameters unless given as SQL. */
 const SETTABLE = {
   attempts: 'attempts',
+  remoteTries: 'remote_tries',
   fairTag: 'fair_tag',
   queuedAt: 'queued_at',
   allocationLeaseExpiresAt: 'allocation_lease_expires_at',
@@ -88,8 +89,8 @@ export class VoiceRepository {
     return em ?? this.ds.manager;
   }
 
-  async insertPending(v: NewVoice): Promise<Voice> {
-    const rows: VoiceRow[] = await this.ds.query(
+  async insertPending(v: NewVoice, em?: EntityManager): Promise<Voice> {
+    const rows: VoiceRow[] = await this.q(em).query(
       `WITH v AS (
          INSERT INTO voices (id, user_id, name, provider, language, status, sample_key,
            sample_content_type, sample_filename, sample_size_bytes, sample_sha256)
@@ -237,12 +238,14 @@ export class VoiceRepository {
     return Number(rows[0].ahead) + 1;
   }
 
+  /** Voices of a user waiting for a slot or for their metadata. */
   async pendingCount(userId: string): Promise<number> {
-    const rows: { n: string }[] = await this.ds.query(
-      `SELECT count(*) AS n FROM voices WHERE user_id = $1 AND status IN ('queued','allocating')`,
+    const rows: { n: number }[] = await this.ds.query(
+      `SELECT count(*)::int AS n FROM voices
+        WHERE user_id = $1 AND status IN ('pending','queued','allocating')`,
       [userId],
     );
-    return Number(rows[0].n);
+    return rows[0].n;
   }
 
   /** Pending voices whose metadata job may have been lost (Redis outage between commit and add). */
@@ -278,8 +281,29 @@ export class VoiceRepository {
     return rows.length > 0;
   }
 
-  async hardDelete(id: string): Promise<void> {
-    await this.ds.query(`DELETE FROM voices WHERE id = $1`, [id]);
+  /** Batched last-use times; never moves a time backwards. */
+  async recordLastUse(ids: string[], at: Date[]): Promise<void> {
+    await this.ds.query(
+      `UPDATE voices v SET last_used_at = GREATEST(v.last_used_at, x.at)
+         FROM unnest($1::uuid[], $2::timestamptz[]) AS x(id, at) WHERE v.id = x.id`,
+      [ids, at],
+    );
+  }
+
+  /**
+   * Serialises a user's admissions (uploads, re-activations) and counts their waiting voices, so
+   * concurrent requests cannot pass USER_MAX_PENDING together. Call inside a transaction.
+   */
+  async lockUserAndCountWaiting(userId: string, em: EntityManager): Promise<number> {
+    await em.query(`SELECT pg_advisory_xact_lock(hashtext('user-admission'), hashtext($1))`, [
+      userId,
+    ]);
+    const rows: { n: number }[] = await em.query(
+      `SELECT count(*)::int AS n FROM voices
+        WHERE user_id = $1 AND status IN ('pending','queued','allocating')`,
+      [userId],
+    );
+    return rows[0].n;
   }
 
   /** Runs `fn` in one transaction. */

@@ -10,6 +10,7 @@ import { ProviderRegistry } from '../providers/provider-registry';
 import { JobName, QueueName, type JobPayloads } from '../queue/queues';
 import { CapacityService } from '../slots/capacity.service';
 import { DispatcherService } from '../slots/dispatcher.service';
+import { LastUseRecorder } from './last-use.recorder';
 import { UploadService } from './upload.service';
 import type { Voice } from './voice';
 import { VoiceEventsListener } from './voice-events.listener';
@@ -38,18 +39,15 @@ export class VoiceService {
     private readonly dispatcher: DispatcherService,
     private readonly capacity: CapacityService,
     private readonly listener: VoiceEventsListener,
+    private readonly lastUse: LastUseRecorder,
     @InjectQueue(QueueName.Metadata) private readonly metadataQueue: Queue,
   ) {}
 
   async upload(userId: string, headers: IncomingHttpHeaders, body: Readable): Promise<VoiceView> {
-    const pending = await this.voices.pendingCount(userId);
-    if (pending >= this.config.USER_MAX_PENDING) {
+    // A cheap early refusal before any byte is stored; the admission below is the strict check.
+    if ((await this.voices.pendingCount(userId)) >= this.config.USER_MAX_PENDING) {
       body.resume();
-      throw new ApiError(
-        429,
-        'user_pending_limit',
-        `At most ${this.config.USER_MAX_PENDING} voices may wait for a slot per user`,
-      );
+      throw this.pendingLimit();
     }
     const upload = await this.uploads.receive(headers, body);
     if (!this.providers.has(upload.fields.provider)) {
@@ -60,24 +58,47 @@ export class VoiceService {
         `Provider ${upload.fields.provider} is not enabled`,
       );
     }
-    const voice = await this.voices.insertPending({
-      id: upload.voiceId,
-      userId,
-      name: upload.fields.name,
-      provider: upload.fields.provider,
-      language: upload.fields.language ?? null,
-      sampleKey: upload.stored.key,
-      sampleContentType: upload.clientContentType,
-      sampleFilename: upload.clientFilename.slice(0, 200),
-      sampleSizeBytes: upload.stored.sizeBytes,
-      sampleSha256: upload.stored.sha256,
-    });
+    const voice = await this.voices
+      .transaction(async (em) => {
+        if (
+          (await this.voices.lockUserAndCountWaiting(userId, em)) >= this.config.USER_MAX_PENDING
+        ) {
+          throw this.pendingLimit();
+        }
+        return this.voices.insertPending(
+          {
+            id: upload.voiceId,
+            userId,
+            name: upload.fields.name,
+            provider: upload.fields.provider,
+            language: upload.fields.language ?? null,
+            sampleKey: upload.stored.key,
+            sampleContentType: upload.clientContentType,
+            sampleFilename: upload.clientFilename.slice(0, 200),
+            sampleSizeBytes: upload.stored.sizeBytes,
+            sampleSha256: upload.stored.sha256,
+          },
+          em,
+        );
+      })
+      .catch(async (err: unknown) => {
+        await this.uploads.discard(upload.stored.key, null);
+        throw err;
+      });
     this.logger.log(
       { voiceId: voice.id, userId, provider: voice.provider, sizeBytes: voice.sample.sizeBytes },
       'voice uploaded',
     );
     await this.enqueueMetadata(voice.id);
     return { voice, position: null };
+  }
+
+  private pendingLimit(): ApiError {
+    return new ApiError(
+      429,
+      'user_pending_limit',
+      `At most ${this.config.USER_MAX_PENDING} voices may wait for a slot per user`,
+    );
   }
 
   /** A lost enqueue is not fatal: the scheduler re-enqueues pending voices it finds. */
@@ -149,6 +170,14 @@ export class VoiceService {
     const id = voice.id;
     switch (voice.status) {
       case 'ready': {
+        const now = Date.now();
+        const leaseMs = this.config.ACTIVATION_LEASE_SECONDS * 1000;
+        if (voice.leaseExpiresAt && voice.leaseExpiresAt.getTime() - now > leaseMs / 2) {
+          // The hot path: the lease still has more than half to run, so no write now; the use
+          // is recorded in the next batch.
+          this.lastUse.record(id, new Date(now));
+          return { voice: { ...voice, lastUsedAt: new Date(now) }, position: null, ready: true };
+        }
         const leased = await this.voices.transition({
           id,
           from: ['ready'],
@@ -160,7 +189,11 @@ export class VoiceService {
           },
           event: { type: 'activated', reason: 'activation' },
         });
-        return { voice: leased ?? voice, position: null, ready: leased !== null };
+        if (leased) return { voice: leased, position: null, ready: true };
+        // Reclaimed or deleted in between: answer for the state it is in now.
+        const current = await this.voices.findById(id, userId);
+        if (!current || current.status === 'ready') throw notFound();
+        return this.answerActivation(userId, current);
       }
       case 'failed':
         throw new ApiError(
@@ -181,13 +214,21 @@ export class VoiceService {
 
   private async requeue(voice: Voice): Promise<Voice | null> {
     const queued = await this.voices.transaction(async (em) => {
+      const waiting = await this.voices.lockUserAndCountWaiting(voice.userId, em);
+      if (waiting >= this.config.USER_MAX_PENDING) throw this.pendingLimit();
       const tag = await this.voices.nextFairTag(voice.provider, voice.userId, em);
       return this.voices.transition(
         {
           id: voice.id,
           from: ['reclaimed'],
           to: 'queued',
-          set: { fairTag: tag, queuedAt: sql('now()'), attempts: 0, remoteVoiceId: null },
+          set: {
+            fairTag: tag,
+            queuedAt: sql('now()'),
+            attempts: 0,
+            remoteTries: 0,
+            remoteVoiceId: null,
+          },
           event: { type: 'requeued', reason: 'activation' },
         },
         em,

@@ -11,6 +11,7 @@ export interface Voice {
   status: VoiceStatus;
   fencingToken: string;
   attempts: number;
+  remoteTries: number;
   fairTag: string | null;
   queuedAt: Date | null;
   allocationLeaseExpiresAt: Date | null;
@@ -45,6 +46,7 @@ export interface VoiceRow {
   status: VoiceStatus;
   fencing_token: string;
   attempts: number;
+  remote_tries: number;
   fair_tag: string | null;
   queued_at: Date | null;
   allocation_lease_expires_at: Date | null;
@@ -78,6 +80,7 @@ export function voiceFromRow(r: VoiceRow): Voice {
     status: r.status,
     fencingToken: String(r.fencing_token),
     attempts: r.attempts,
+    remoteTries: r.remote_tries,
     fairTag: r.fair_tag === null ? null : String(r.fair_tag),
     queuedAt: r.queued_at,
     allocationLeaseExpiresAt: r.allocation_lease_expires_at,

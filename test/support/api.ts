@@ -47,7 +47,7 @@ export class ApiClient {
       headers: { authorization: `Bearer ${this.token}`, ...headers },
     });
     const text = await res.text();
-    let json: any = null;
+    let json: any;
     try {
       json = text ? JSON.parse(text) : null;
     } catch {

@@ -22,6 +22,14 @@ export class InitialSchema1764489600000 implements MigrationInterface {
         foreign_count int NOT NULL DEFAULT 0,
         virtual_time bigint NOT NULL DEFAULT 0,
         account_checked_at timestamptz,
+        -- Moving average of the time between claimed voices: the base of queue time estimates.
+        last_claim_at timestamptz,
+        claim_interval_ms double precision,
+        -- Circuit breaker shared by every replica.
+        breaker_state text NOT NULL DEFAULT 'closed' CHECK (breaker_state IN ('closed','open','half_open')),
+        breaker_failures int NOT NULL DEFAULT 0,
+        breaker_opened_at timestamptz,
+        breaker_probe_until timestamptz,
         updated_at timestamptz NOT NULL DEFAULT now()
       )`);
     await q.query(`INSERT INTO providers (name) VALUES ('elevenlabs'), ('cartesia')`);
@@ -35,6 +43,9 @@ export class InitialSchema1764489600000 implements MigrationInterface {
         status voice_status NOT NULL,
         fencing_token bigint NOT NULL DEFAULT 0,
         attempts int NOT NULL DEFAULT 0,
+        -- Provider calls that may have created a remote voice in this cycle; never decremented,
+        -- so a retry after any of them looks the idempotency key up before it clones again.
+        remote_tries int NOT NULL DEFAULT 0,
         fair_tag bigint,
         queued_at timestamptz,
         allocation_lease_expires_at timestamptz,

@@ -848,6 +848,7 @@ async function handleProvider(
   if (route.op === 'create') {
     try {
       upload = await readUpload(req);
+      store.stats.bytesReceived += upload.files.reduce((n, f) => n + f.size, 0);
     } catch {
       badUpload = true;
     }
@@ -873,10 +874,16 @@ async function handleProvider(
   if (sb.latencyMs() > 0) await sleep(sb.latencyMs(), undefined, { signal });
   const fault = sb.rollFault(provider, route.op);
   switch (fault.kind) {
-    case 'timeout':
-      await sleep(fault.rates.timeoutMs ?? DEFAULT_HOLD_MS, undefined, { signal });
+    case 'timeout': {
+      // Released early when the client gives up, so abandoned holds do not pile up timers.
+      const clientGone = new AbortController();
+      res.once('close', () => clientGone.abort());
+      await sleep(fault.rates.timeoutMs ?? DEFAULT_HOLD_MS, undefined, {
+        signal: AbortSignal.any([signal, clientGone.signal]),
+      }).catch(() => undefined);
       res.socket?.destroy();
       return;
+    }
     case 'rateLimit': {
       const headers: Record<string, string> =
         fault.rates.retryAfterSeconds === undefined

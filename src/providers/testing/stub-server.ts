@@ -33,7 +33,9 @@ export interface StubServer {
 /** A scripted HTTP server for adapter tests: records every request and answers as told. */
 export async function startStubServer(): Promise<StubServer> {
   const requests: RecordedRequest[] = [];
-  let script: Array<StubReply | ((req: RecordedRequest) => StubReply)> = [{ status: 200, json: {} }];
+  let script: Array<StubReply | ((req: RecordedRequest) => StubReply)> = [
+    { status: 200, json: {} },
+  ];
   const sockets = new Set<Socket>();
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];

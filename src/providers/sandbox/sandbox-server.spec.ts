@@ -1,0 +1,339 @@
+import { randomBytes } from 'node:crypto';
+import { CartesiaProvider } from '../cartesia.provider';
+import { ElevenLabsProvider } from '../elevenlabs.provider';
+import { ProviderError } from '../provider-error';
+import { memorySample } from '../testing/stub-server';
+import type { VoiceProvider } from '../voice-provider.port';
+import { type SandboxHandle, startSandbox } from './sandbox-server';
+
+async function caught(p: Promise<unknown>): Promise<ProviderError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(ProviderError);
+    return err as ProviderError;
+  }
+  throw new Error('expected a ProviderError');
+}
+
+const audio = randomBytes(64_000);
+const req = (key: string, data: Buffer = audio) => ({
+  name: `voice ${key}`,
+  idempotencyKey: key,
+  sample: memorySample(data),
+});
+
+describe('provider sandbox with the real adapters', () => {
+  let sandbox: SandboxHandle;
+  let el: ElevenLabsProvider;
+  let car: CartesiaProvider;
+
+  beforeAll(async () => {
+    sandbox = await startSandbox({ port: 0, voiceLimit: { elevenlabs: 3, cartesia: 4 }, seed: 7 });
+  });
+  afterAll(() => sandbox.close());
+  beforeEach(() => {
+    sandbox.reset();
+    el = new ElevenLabsProvider({
+      baseUrl: sandbox.baseUrl('elevenlabs'),
+      apiKey: 'any',
+      pageSize: 2,
+      timeoutMs: 3000,
+    });
+    car = new CartesiaProvider({
+      baseUrl: sandbox.baseUrl('cartesia'),
+      apiKey: 'any',
+      version: '2025-11-04',
+      pageSize: 2,
+      timeoutMs: 3000,
+    });
+  });
+
+  async function listAll(p: VoiceProvider): Promise<string[]> {
+    const ids: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const page = await p.listVoices(cursor);
+      ids.push(...page.voices.map((v) => v.remoteVoiceId));
+      cursor = page.nextCursor;
+      pages++;
+    } while (cursor);
+    expect(pages).toBeGreaterThan(1);
+    return ids;
+  }
+
+  describe('ElevenLabs', () => {
+    it('creates, gets, lists in pages, finds, reports limits and deletes', async () => {
+      const ids: string[] = [];
+      for (const k of ['k1', 'k2', 'k3']) ids.push((await el.createVoice(req(k))).remoteVoiceId);
+      expect(ids.every((id) => /^[A-Za-z0-9]{20}$/.test(id))).toBe(true);
+
+      await expect(el.getVoice(ids[1])).resolves.toMatchObject({
+        remoteVoiceId: ids[1],
+        name: 'voice k2',
+        idempotencyKey: 'k2',
+        countsTowardLimit: true,
+      });
+      expect(await listAll(el)).toEqual(ids);
+      await expect(el.findByIdempotencyKey('k3')).resolves.toMatchObject({ remoteVoiceId: ids[2] });
+      await expect(el.findByIdempotencyKey('k')).resolves.toBeNull();
+      await expect(el.getAccountLimits()).resolves.toEqual({ voiceLimit: 3, voiceSlotsUsed: 3 });
+
+      const state = sandbox.state().elevenlabs;
+      expect(state.voices.map((v) => v.labels.vs_key)).toEqual(['k1', 'k2', 'k3']);
+      expect(state.voices[0].description).toBe('vs_key:k1');
+      expect(state.voices.every((v) => v.sampleBytes === audio.length)).toBe(true);
+      expect(state).toMatchObject({
+        createCount: 3,
+        maxHeld: 3,
+        held: 3,
+        bytesReceived: audio.length * 3,
+      });
+
+      await el.deleteVoice(ids[0]);
+      await expect(el.getVoice(ids[0])).resolves.toBeNull();
+      await expect(el.deleteVoice(ids[0])).resolves.toBeUndefined();
+      expect(sandbox.state().elevenlabs).toMatchObject({ held: 2, maxHeld: 3, deleteCount: 1 });
+    });
+
+    it('answers voice_limit_reached when full, which the adapter calls capacity', async () => {
+      for (const k of ['a', 'b', 'c']) await el.createVoice(req(k));
+      const err = await caught(el.createVoice(req('d')));
+      expect(err).toMatchObject({
+        errorClass: 'capacity',
+        code: 'voice_limit_reached',
+        httpStatus: 400,
+      });
+      expect(err.message).toContain('(3 / 3)');
+      expect(sandbox.state().elevenlabs).toMatchObject({
+        voiceLimitReachedCount: 1,
+        createAttempts: 4,
+        createCount: 3,
+        maxHeld: 3,
+      });
+    });
+
+    it('requires the auth header and a non-empty file', async () => {
+      const anon = new ElevenLabsProvider({ baseUrl: sandbox.baseUrl('elevenlabs') });
+      await expect(caught(anon.getAccountLimits())).resolves.toMatchObject({
+        errorClass: 'fatal',
+        code: 'invalid_api_key',
+        httpStatus: 401,
+      });
+      await expect(caught(el.createVoice(req('empty', Buffer.alloc(0))))).resolves.toMatchObject({
+        errorClass: 'fatal',
+        httpStatus: 400,
+      });
+      expect(sandbox.state().elevenlabs.voices).toHaveLength(0);
+    });
+
+    it('loses the answer of a create that did happen; the key finds the voice', async () => {
+      sandbox.setConfig({ faults: { elevenlabs: { create: { lostAnswer: 1 } } } });
+      const err = await caught(el.createVoice(req('lost-1')));
+      expect(err).toMatchObject({ errorClass: 'retryable', code: 'network_error' });
+      const state = sandbox.state().elevenlabs;
+      expect(state.voices).toHaveLength(1);
+      expect(state.faultsInjected.lostAnswer).toBe(1);
+      const found = await el.findByIdempotencyKey('lost-1');
+      expect(found?.remoteVoiceId).toBe(state.voices[0].id);
+
+      // A blind retry clones twice: exactly what duplicateKeys exposes.
+      sandbox.setConfig({ faults: { elevenlabs: {} } });
+      await el.createVoice(req('lost-1'));
+      expect(sandbox.state().elevenlabs.duplicateKeys).toEqual(['lost-1']);
+    });
+
+    it('injects 429 with Retry-After and 500 by operation', async () => {
+      sandbox.setConfig({
+        faults: {
+          elevenlabs: { create: { rateLimit: 1, retryAfterSeconds: 2 }, get: { error5xx: 1 } },
+        },
+      });
+      await expect(caught(el.createVoice(req('r')))).resolves.toMatchObject({
+        errorClass: 'retryable',
+        code: 'too_many_concurrent_requests',
+        httpStatus: 429,
+        retryAfterMs: 2000,
+      });
+      await expect(caught(el.getVoice('x'))).resolves.toMatchObject({
+        errorClass: 'retryable',
+        httpStatus: 500,
+      });
+      await expect(el.getAccountLimits()).resolves.toMatchObject({ voiceSlotsUsed: 0 });
+      expect(sandbox.state().elevenlabs.voices).toHaveLength(0);
+    });
+
+    it('holds a request on the timeout fault until the adapter gives up', async () => {
+      sandbox.setConfig({ faults: { elevenlabs: { any: { timeout: 1, timeoutMs: 10_000 } } } });
+      const fast = new ElevenLabsProvider({
+        baseUrl: sandbox.baseUrl('elevenlabs'),
+        apiKey: 'k',
+        timeoutMs: 200,
+      });
+      await expect(caught(fast.listVoices())).resolves.toMatchObject({
+        errorClass: 'retryable',
+        code: 'timeout',
+      });
+    });
+
+    it('lists foreign voices with no key, and ignores premade ones', async () => {
+      sandbox.addForeignVoice('elevenlabs', { name: 'by hand' });
+      sandbox.addForeignVoice('elevenlabs', { name: 'Rachel', category: 'premade' });
+      const page = await el.listVoices();
+      expect(page.voices).toEqual([
+        expect.objectContaining({ name: 'by hand', idempotencyKey: null, countsTowardLimit: true }),
+      ]);
+      await expect(el.getAccountLimits()).resolves.toEqual({ voiceLimit: 3, voiceSlotsUsed: 1 });
+    });
+  });
+
+  describe('Cartesia', () => {
+    it('creates, gets, lists in pages, finds and deletes', async () => {
+      const ids: string[] = [];
+      for (const k of ['c1', 'c2', 'c3']) ids.push((await car.createVoice(req(k))).remoteVoiceId);
+      await expect(car.getVoice(ids[0])).resolves.toMatchObject({
+        name: 'voice c1',
+        idempotencyKey: 'c1',
+        countsTowardLimit: true,
+      });
+      expect(await listAll(car)).toEqual(ids);
+      await expect(car.findByIdempotencyKey('c3')).resolves.toMatchObject({
+        remoteVoiceId: ids[2],
+      });
+      await expect(car.findByIdempotencyKey('c4')).resolves.toBeNull();
+      await car.deleteVoice(ids[1]);
+      await expect(car.deleteVoice(ids[1])).resolves.toBeUndefined();
+      await expect(car.getVoice(ids[1])).resolves.toBeNull();
+      const state = sandbox.state().cartesia;
+      expect(state.voices.map((v) => v.language)).toEqual(['en', 'en']);
+      expect(state).toMatchObject({ createCount: 3, maxHeld: 3, held: 2, limit: 4 });
+    });
+
+    it('requires Bearer auth and refuses an empty clip', async () => {
+      const anon = new CartesiaProvider({ baseUrl: sandbox.baseUrl('cartesia'), version: 'v' });
+      await expect(caught(anon.listVoices())).resolves.toMatchObject({
+        errorClass: 'fatal',
+        httpStatus: 401,
+      });
+      await expect(caught(car.createVoice(req('e', Buffer.alloc(0))))).resolves.toMatchObject({
+        errorClass: 'fatal',
+        httpStatus: 400,
+      });
+    });
+
+    it('answers 429 concurrency_limited and enforces its configured limit', async () => {
+      sandbox.setConfig({ faults: { cartesia: { create: { rateLimit: 1 } } } });
+      await expect(caught(car.createVoice(req('x')))).resolves.toMatchObject({
+        errorClass: 'retryable',
+        code: 'concurrency_limited',
+        retryAfterMs: null,
+      });
+      sandbox.setConfig({ faults: { cartesia: {} }, voiceLimit: { cartesia: 1 } });
+      await car.createVoice(req('y'));
+      await expect(caught(car.createVoice(req('z')))).resolves.toMatchObject({
+        errorClass: 'capacity',
+      });
+      expect(sandbox.state().cartesia).toMatchObject({ voiceLimitReachedCount: 1, limit: 1 });
+    });
+
+    it('loses the answer of a create that did happen', async () => {
+      sandbox.setConfig({ faults: { cartesia: { create: { lostAnswer: 1 } } } });
+      await expect(caught(car.createVoice(req('lost-c')))).resolves.toMatchObject({
+        errorClass: 'retryable',
+      });
+      await expect(car.findByIdempotencyKey('lost-c')).resolves.not.toBeNull();
+    });
+  });
+
+  describe('control API over HTTP', () => {
+    const call = async (method: string, path: string, body?: unknown) => {
+      const res = await fetch(`${sandbox.url}${path}`, {
+        method,
+        headers: { 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await res.text();
+      return { status: res.status, json: text ? JSON.parse(text) : null };
+    };
+
+    it('sets config, adds foreign voices, reports state and resets', async () => {
+      const put = await call('PUT', '/_sandbox/config', {
+        latencyMs: 5,
+        voiceLimit: { elevenlabs: 7 },
+        faults: { cartesia: { delete: { error5xx: 0.5 } } },
+      });
+      expect(put.status).toBe(200);
+      expect(put.json).toMatchObject({
+        latencyMs: 5,
+        voiceLimit: { elevenlabs: 7, cartesia: 4 },
+        faults: { cartesia: { delete: { error5xx: 0.5 } }, elevenlabs: {} },
+      });
+
+      const foreign = await call('POST', '/_sandbox/cartesia/foreign', { name: 'manual' });
+      expect(foreign.status).toBe(201);
+      expect(foreign.json).toMatchObject({ name: 'manual', idempotencyKey: null, foreign: true });
+
+      const state = await call('GET', '/_sandbox/state');
+      expect(state.json.cartesia.voices).toHaveLength(1);
+      expect(state.json.elevenlabs).toMatchObject({ limit: 7, duplicateKeys: [] });
+
+      expect((await call('DELETE', `/_sandbox/cartesia/voices/${foreign.json.id}`)).status).toBe(
+        204,
+      );
+      expect((await call('POST', '/_sandbox/reset')).status).toBe(200);
+      expect(sandbox.config()).toMatchObject({
+        latencyMs: 0,
+        voiceLimit: { elevenlabs: 3, cartesia: 4 },
+        faults: { elevenlabs: {}, cartesia: {} },
+      });
+    });
+
+    it('refuses an invalid config, naming the field', async () => {
+      const res = await call('PUT', '/_sandbox/config', {
+        faults: { elevenlabs: { create: { error5xx: 2 } } },
+      });
+      expect(res.status).toBe(400);
+      expect(JSON.stringify(res.json.issues)).toContain('error5xx');
+      const typo = await call('PUT', '/_sandbox/config', { latency: 5 });
+      expect(typo.status).toBe(400);
+    });
+
+    it('applies latency to provider requests', async () => {
+      sandbox.setConfig({ latencyMs: 150 });
+      const started = Date.now();
+      await el.getAccountLimits();
+      expect(Date.now() - started).toBeGreaterThanOrEqual(140);
+    });
+  });
+
+  it('applies fault rates as shares of requests, reproducibly with a seed', async () => {
+    const run = async () => {
+      sandbox.reset();
+      sandbox.setConfig({ seed: 42, faults: { elevenlabs: { get: { error5xx: 0.5 } } } });
+      let failed = 0;
+      for (let i = 0; i < 40; i++) {
+        if ((await el.getVoice('nope').catch(() => 'failed')) === 'failed') failed++;
+      }
+      return failed;
+    };
+    const first = await run();
+    expect(first).toBeGreaterThan(8);
+    expect(first).toBeLessThan(32);
+    await expect(run()).resolves.toBe(first);
+  });
+
+  it('closes promptly while a request is held', async () => {
+    const own = await startSandbox({ port: 0, faults: { cartesia: { any: { timeout: 1 } } } });
+    const p = new CartesiaProvider({ baseUrl: own.baseUrl('cartesia'), apiKey: 'k', version: 'v' });
+    const pending = caught(p.listVoices());
+    await new Promise((r) => setTimeout(r, 100));
+    const started = Date.now();
+    await own.close();
+    expect(Date.now() - started).toBeLessThan(1000);
+    await expect(pending).resolves.toMatchObject({
+      errorClass: 'retryable',
+      code: 'network_error',
+    });
+  });
+});

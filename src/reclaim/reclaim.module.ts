@@ -1,0 +1,14 @@
+import { Module } from '@nestjs/common';
+import { ProvidersModule } from '../providers/providers.module';
+import { SlotsModule } from '../slots/slots.module';
+import { VoiceDataModule } from '../voice/voice-data.module';
+import { ReclaimRepository } from './reclaim.repository';
+import { ReclaimService } from './reclaim.service';
+import { ReclaimWorker } from './reclaim.worker';
+
+@Module({
+  imports: [SlotsModule, VoiceDataModule, ProvidersModule],
+  providers: [ReclaimRepository, ReclaimService, ReclaimWorker],
+  exports: [ReclaimService],
+})
+export class ReclaimModule {}

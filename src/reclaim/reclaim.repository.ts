@@ -1,0 +1,120 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
+import type { ProviderName } from '../config/app-config';
+import { effectiveLimit } from '../slots/slots.repository';
+
+export interface Victim {
+  voiceId: string;
+  fencingToken: string;
+  remoteVoiceId: string | null;
+}
+
+export interface VictimPolicy {
+  minIdleSeconds: number;
+  minResidencySeconds: number;
+  /**
+   * backlog: as many as the provider's queued voices need beyond free and already-reclaiming
+   * slots; idle: every voice idle past minIdleSeconds (the optional cost saver).
+   */
+  mode: 'backlog' | 'idle';
+  /** Upper bound per call. */
+  max: number;
+}
+
+/** SQL of reclaim: choosing least-recently-used idle voices of one provider. */
+@Injectable()
+export class ReclaimRepository {
+  constructor(@InjectDataSource() private readonly ds: DataSource) {}
+
+  /** True when the provider has queued voices and no free slot: the cheap pre-check. */
+  async needsReclaim(provider: ProviderName): Promise<boolean> {
+    const [row]: { needs: boolean }[] = await this.ds.query(
+      `SELECT EXISTS (SELECT 1 FROM voices WHERE provider = $1 AND status = 'queued') AND
+              (SELECT COALESCE(LEAST(configured_limit, account_limit), configured_limit, account_limit, 0) - foreign_count
+                 FROM providers WHERE name = $1) <=
+              (SELECT count(*) FROM voices WHERE provider = $1
+                  AND (status IN ('allocating','ready','reclaiming') OR remote_cleanup_pending)) AS needs`,
+      [provider],
+    );
+    return row.needs;
+  }
+
+  /**
+   * Marks victims `reclaiming` under the provider's row lock, so concurrent reclaimers and
+   * claimers see one consistent count and never reclaim more than the backlog needs. Never a voice
+   * under an activation lease, never one younger than the minimum residency.
+   */
+  async pickVictims(provider: ProviderName, policy: VictimPolicy): Promise<Victim[]> {
+    return this.ds.transaction(async (em: EntityManager) => {
+      const [p]: {
+        configured_limit: number | null;
+        account_limit: number | null;
+        foreign_count: number;
+      }[] = await em.query(`SELECT * FROM providers WHERE name = $1 FOR UPDATE`, [provider]);
+      let want = policy.max;
+      if (policy.mode === 'backlog') {
+        const [c]: { held: number; reclaiming: number }[] = await em.query(
+          `SELECT count(*)::int AS held, count(*) FILTER (WHERE status = 'reclaiming')::int AS reclaiming
+             FROM voices WHERE provider = $1
+              AND (status IN ('allocating','ready','reclaiming') OR remote_cleanup_pending)`,
+          [provider],
+        );
+        // Count the backlog only as far as it could matter, so 100k queued costs nothing.
+        const [q]: { queued: number }[] = await em.query(
+          `SELECT count(*)::int AS queued FROM
+             (SELECT 1 FROM voices WHERE provider = $1 AND status = 'queued' LIMIT $2) s`,
+          [provider, c.held + policy.max + 1],
+        );
+        const free = Math.max(
+          0,
+          effectiveLimit(p.configured_limit, p.account_limit) - c.held - p.foreign_count,
+        );
+        want = Math.min(policy.max, q.queued - free - c.reclaiming);
+      }
+      if (want <= 0) return [];
+      const rows: { id: string; fencing_token: string; remote_voice_id: string | null }[] =
+        await em.query(
+          `WITH picked AS (
+           SELECT id FROM voices
+            WHERE provider = $1 AND status = 'ready'
+              AND (lease_expires_at IS NULL OR lease_expires_at < now())
+              AND COALESCE(last_used_at, ready_at) < now() - make_interval(secs => $2)
+              AND ready_at < now() - make_interval(secs => $3)
+            ORDER BY last_used_at NULLS FIRST, ready_at
+            LIMIT $4 FOR UPDATE SKIP LOCKED),
+         u AS (
+           UPDATE voices v SET status = 'reclaiming', fencing_token = v.fencing_token + 1, updated_at = now()
+             FROM picked WHERE v.id = picked.id AND v.status = 'ready'
+           RETURNING v.id, v.fencing_token, v.remote_voice_id, v.last_used_at),
+         e AS (
+           INSERT INTO voice_events (voice_id, type, reason, from_status, to_status, metadata)
+           SELECT id, 'reclaiming', 'idle_reclaim', 'ready', 'reclaiming',
+                  jsonb_build_object('mode', $5::text, 'lastUsedAt', last_used_at) FROM u)
+         SELECT id, fencing_token, remote_voice_id FROM u`,
+          [provider, policy.minIdleSeconds, policy.minResidencySeconds, want, policy.mode],
+        );
+      return rows.map((r) => ({
+        voiceId: r.id,
+        fencingToken: String(r.fencing_token),
+        remoteVoiceId: r.remote_voice_id,
+      }));
+    });
+  }
+
+  /** Reclaims whose job was lost: still `reclaiming` long after they started. */
+  async staleReclaims(olderThanSeconds: number, limit: number): Promise<Victim[]> {
+    const rows: { id: string; fencing_token: string; remote_voice_id: string | null }[] =
+      await this.ds.query(
+        `SELECT id, fencing_token, remote_voice_id FROM voices
+        WHERE status = 'reclaiming' AND updated_at < now() - make_interval(secs => $1)
+        ORDER BY updated_at LIMIT $2`,
+        [olderThanSeconds, limit],
+      );
+    return rows.map((r) => ({
+      voiceId: r.id,
+      fencingToken: String(r.fencing_token),
+      remoteVoiceId: r.remote_voice_id,
+    }));
+  }
+}

@@ -1,0 +1,133 @@
+import { InjectQueue } from '@nestjs/bull';
+import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import type { Queue } from 'bull';
+import type { ProviderName } from '../config/app-config';
+import { AppConfig } from '../config/config.module';
+import { ProviderRegistry } from '../providers/provider-registry';
+import { JobName, QueueName, type JobPayloads } from '../queue/queues';
+import { DispatcherService } from '../slots/dispatcher.service';
+import { VoiceRepository } from '../voice/voice.repository';
+import { ReclaimRepository, type Victim, type VictimPolicy } from './reclaim.repository';
+
+const RECLAIM_BATCH = 50;
+
+/**
+ * Frees slots for waiting voices: when a provider has a backlog and no free slot, its
+ * least-recently-used idle ready voices are reclaimed — that provider's only, never under an
+ * activation lease, never younger than the minimum residency, and only as many as the backlog
+ * needs. A reclaim is `reclaiming` → remote delete → `reclaimed`; the sample stays.
+ */
+@Injectable()
+export class ReclaimService implements OnModuleInit {
+  private readonly logger = new Logger(ReclaimService.name);
+  private readonly running = new Map<ProviderName, Promise<number>>();
+
+  constructor(
+    private readonly config: AppConfig,
+    private readonly repo: ReclaimRepository,
+    private readonly voices: VoiceRepository,
+    private readonly providers: ProviderRegistry,
+    private readonly dispatcher: DispatcherService,
+    @InjectQueue(QueueName.Maintenance) private readonly maintenance: Queue,
+  ) {}
+
+  onModuleInit(): void {
+    this.dispatcher.onSaturated((provider) => {
+      this.reclaimForBacklog(provider).catch((err: unknown) =>
+        this.logger.warn({ err, provider }, 'reclaim failed; the scheduler retries'),
+      );
+    });
+  }
+
+  /** Reclaims what the provider's backlog needs; concurrent calls in a process share one run. */
+  reclaimForBacklog(provider: ProviderName): Promise<number> {
+    const current = this.running.get(provider);
+    if (current) return current;
+    const run = (async () => {
+      if (!(await this.repo.needsReclaim(provider))) return 0;
+      return this.reclaim(provider, {
+        mode: 'backlog',
+        minIdleSeconds: this.config.RECLAIM_MIN_IDLE_SECONDS,
+        minResidencySeconds: this.config.RECLAIM_MIN_RESIDENCY_SECONDS,
+        max: RECLAIM_BATCH,
+      });
+    })().finally(() => this.running.delete(provider));
+    this.running.set(provider, run);
+    return run;
+  }
+
+  /** The optional cost saver: reclaims voices idle past RECLAIM_MAX_IDLE_SECONDS, backlog or not. */
+  async reclaimIdle(provider: ProviderName): Promise<number> {
+    if (this.config.RECLAIM_MAX_IDLE_SECONDS <= 0) return 0;
+    return this.reclaim(provider, {
+      mode: 'idle',
+      minIdleSeconds: this.config.RECLAIM_MAX_IDLE_SECONDS,
+      minResidencySeconds: this.config.RECLAIM_MIN_RESIDENCY_SECONDS,
+      max: RECLAIM_BATCH,
+    });
+  }
+
+  private async reclaim(provider: ProviderName, policy: VictimPolicy): Promise<number> {
+    const victims = await this.repo.pickVictims(provider, policy);
+    if (!victims.length) return 0;
+    await this.enqueue(victims);
+    this.logger.log(
+      { provider, count: victims.length, mode: policy.mode },
+      'reclaiming idle voices',
+    );
+    return victims.length;
+  }
+
+  async enqueue(victims: Victim[]): Promise<void> {
+    await this.maintenance.addBulk(
+      victims.map((v) => ({
+        name: JobName.Reclaim,
+        data: {
+          voiceId: v.voiceId,
+          fencingToken: v.fencingToken,
+        } satisfies JobPayloads[JobName.Reclaim],
+        opts: {
+          jobId: `reclaim:${v.voiceId}:${v.fencingToken}`,
+          attempts: 8,
+          backoff: { type: 'exponential', delay: 1_000 },
+        },
+      })),
+    );
+  }
+
+  /** The job: delete the remote voice (already gone counts as deleted), then mark it reclaimed. */
+  async complete(voiceId: string, fencingToken: string): Promise<boolean> {
+    const voice = await this.voices.findById(voiceId);
+    if (!voice || voice.status !== 'reclaiming' || voice.fencingToken !== fencingToken)
+      return false;
+    if (voice.remoteVoiceId)
+      await this.providers.get(voice.provider).deleteVoice(voice.remoteVoiceId);
+    const done = await this.voices.transition({
+      id: voiceId,
+      from: ['reclaiming'],
+      token: fencingToken,
+      to: 'reclaimed',
+      set: { remoteVoiceId: null, leaseExpiresAt: null, remoteTries: 0, attempts: 0 },
+      event: {
+        type: 'reclaimed',
+        reason: 'idle_reclaim',
+        metadata: { remoteVoiceId: voice.remoteVoiceId },
+      },
+    });
+    if (done) {
+      this.logger.log(
+        { voiceId, userId: voice.userId, provider: voice.provider },
+        'voice reclaimed',
+      );
+      this.dispatcher.nudge(voice.provider);
+    }
+    return done !== null;
+  }
+
+  /** Re-enqueues reclaims whose job was lost (the job id makes a duplicate add a no-op). */
+  async sweepStale(): Promise<number> {
+    const stale = await this.repo.staleReclaims(120, 100);
+    if (stale.length) await this.enqueue(stale);
+    return stale.length;
+  }
+}

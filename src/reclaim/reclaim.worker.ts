@@ -1,0 +1,24 @@
+import { InjectQueue } from '@nestjs/bull';
+import { Injectable, type OnApplicationBootstrap } from '@nestjs/common';
+import type { Job, Queue } from 'bull';
+import { AppConfig } from '../config/config.module';
+import { hasRole } from '../config/roles';
+import { JobName, QueueName, type JobPayloads } from '../queue/queues';
+import { ReclaimService } from './reclaim.service';
+
+/** The worker role's reclaim processor (on the maintenance queue). */
+@Injectable()
+export class ReclaimWorker implements OnApplicationBootstrap {
+  constructor(
+    private readonly config: AppConfig,
+    private readonly reclaim: ReclaimService,
+    @InjectQueue(QueueName.Maintenance) private readonly queue: Queue,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    if (!hasRole(this.config, 'worker')) return;
+    void this.queue.process(JobName.Reclaim, 4, async (job: Job<JobPayloads[JobName.Reclaim]>) => ({
+      reclaimed: await this.reclaim.complete(job.data.voiceId, job.data.fencingToken),
+    }));
+  }
+}
