@@ -35,6 +35,7 @@ export class VoiceEntity {
   /** Start tag of start-time fair queuing: the claim order across users of one provider. */
   @Column('bigint', { name: 'fair_tag', nullable: true }) fairTag!: string | null;
   @Column('timestamptz', { name: 'queued_at', nullable: true }) queuedAt!: Date | null;
+  @Column('timestamptz', { name: 'claimed_at', nullable: true }) claimedAt!: Date | null;
   @Column('timestamptz', { name: 'allocation_lease_expires_at', nullable: true })
   allocationLeaseExpiresAt!: Date | null;
   @Column('timestamptz', { name: 'lease_expires_at', nullable: true }) leaseExpiresAt!: Date | null;
@@ -54,6 +55,8 @@ export class VoiceEntity {
   @Column('int', { name: 'sample_channels', nullable: true }) sampleChannels!: number | null;
   @Column('text', { name: 'failure_code', nullable: true }) failureCode!: string | null;
   @Column('text', { name: 'failure_message', nullable: true }) failureMessage!: string | null;
+  @Column('jsonb', { name: 'trace_context', nullable: true })
+  traceContext!: Record<string, string> | null;
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt!: Date;
   @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' }) updatedAt!: Date;
 }

@@ -1,4 +1,5 @@
 import type { ProviderName } from '../config/app-config';
+import type { TraceCarrier } from './trace-context';
 
 /** Every Bull queue of the service. Allocation has one queue per provider, so one provider's
  * backlog or outage never holds up another's jobs. */
@@ -26,8 +27,8 @@ export enum JobName {
  * a job is a hint to act on it, checked against the voice's state and fencing token.
  */
 export interface JobPayloads {
-  [JobName.ExtractMetadata]: { voiceId: string; trace?: Record<string, string> };
-  [JobName.Allocate]: { voiceId: string; fencingToken: string; trace?: Record<string, string> };
+  [JobName.ExtractMetadata]: { voiceId: string; trace?: TraceCarrier };
+  [JobName.Allocate]: { voiceId: string; fencingToken: string; trace?: TraceCarrier };
   [JobName.RemoteCleanup]: { voiceId: string };
   [JobName.Reclaim]: { voiceId: string; fencingToken: string };
 }

@@ -88,6 +88,7 @@ export class DispatcherService {
       data: {
         voiceId: c.voiceId,
         fencingToken: c.fencingToken,
+        trace: c.traceContext ?? undefined,
       } satisfies JobPayloads[JobName.Allocate],
       opts: {
         // One job per (voice, claim): a duplicate add is a no-op in Bull.

@@ -23,6 +23,7 @@ export interface ProviderCapacity {
 export interface Claimed {
   voiceId: string;
   fencingToken: string;
+  traceContext: Record<string, string> | null;
 }
 
 export type BreakerState = 'closed' | 'open' | 'half_open';
@@ -143,15 +144,20 @@ export class SlotsRepository {
       const free = effectiveLimit(p.configured_limit, p.account_limit) - held - p.foreign_count;
       const take = Math.min(free, max);
       if (take <= 0) return [];
-      const rows: { id: string; fencing_token: string; fair_tag: string }[] = await em.query(
+      const rows: {
+        id: string;
+        fencing_token: string;
+        fair_tag: string;
+        trace_context: Record<string, string> | null;
+      }[] = await em.query(
         `WITH picked AS (
            SELECT id FROM voices WHERE provider = $1 AND status = 'queued'
             ORDER BY fair_tag, queued_at, id LIMIT $2 FOR UPDATE SKIP LOCKED),
          u AS (
-           UPDATE voices v SET status = 'allocating', fencing_token = v.fencing_token + 1,
+           UPDATE voices v SET status = 'allocating', fencing_token = v.fencing_token + 1, claimed_at = now(),
                   allocation_lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
              FROM picked WHERE v.id = picked.id AND v.status = 'queued'
-           RETURNING v.id, v.fencing_token, v.fair_tag),
+           RETURNING v.id, v.fencing_token, v.fair_tag, v.trace_context),
          e AS (
            INSERT INTO voice_events (voice_id, type, reason, from_status, to_status, metadata)
            SELECT id, 'claimed', 'slot_free', 'queued', 'allocating',
@@ -174,7 +180,11 @@ export class SlotsRepository {
           [provider, opts.allocationLeaseSeconds],
         );
       }
-      return rows.map((r) => ({ voiceId: r.id, fencingToken: String(r.fencing_token) }));
+      return rows.map((r) => ({
+        voiceId: r.id,
+        fencingToken: String(r.fencing_token),
+        traceContext: r.trace_context,
+      }));
     });
   }
 

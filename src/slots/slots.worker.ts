@@ -9,6 +9,7 @@ import { ModuleRef } from '@nestjs/core';
 import type { Job, Queue } from 'bull';
 import { AppConfig } from '../config/config.module';
 import { hasRole } from '../config/roles';
+import { withTraceCarrier } from '../queue/trace-context';
 import { ALLOCATION_QUEUE, JobName, QueueName, type JobPayloads } from '../queue/queues';
 import { AllocationService } from './allocation.service';
 import { CapacityService } from './capacity.service';
@@ -41,7 +42,9 @@ export class SlotsWorker implements OnApplicationBootstrap, BeforeApplicationShu
         JobName.Allocate,
         ALLOCATION_CONCURRENCY,
         async (job: Job<JobPayloads[JobName.Allocate]>) => {
-          const outcome = await this.allocation.allocate(job.data.voiceId, job.data.fencingToken);
+          const outcome = await withTraceCarrier(job.data.trace, () =>
+            this.allocation.allocate(job.data.voiceId, job.data.fencingToken),
+          );
           return { outcome };
         },
       );

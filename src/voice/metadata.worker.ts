@@ -9,6 +9,7 @@ import type { Job, Queue } from 'bull';
 import { AppConfig } from '../config/config.module';
 import { hasRole } from '../config/roles';
 import { JobName, QueueName, type JobPayloads } from '../queue/queues';
+import { withTraceCarrier } from '../queue/trace-context';
 import { MetadataService } from './metadata.service';
 
 /** The worker role's metadata processor; thin by design, the service is idempotent. */
@@ -29,7 +30,7 @@ export class MetadataWorker implements OnApplicationBootstrap, BeforeApplication
       JobName.ExtractMetadata,
       4,
       async (job: Job<JobPayloads[JobName.ExtractMetadata]>) => {
-        await this.metadata.extract(job.data.voiceId);
+        await withTraceCarrier(job.data.trace, () => this.metadata.extract(job.data.voiceId));
       },
     );
     this.started = true;

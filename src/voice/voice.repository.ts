@@ -60,6 +60,7 @@ export interface NewVoice {
   sampleFilename: string;
   sampleSizeBytes: number;
   sampleSha256: string;
+  traceContext?: Record<string, string>;
 }
 
 export interface VoiceListQuery {
@@ -80,10 +81,27 @@ export interface VoiceEventRow {
   createdAt: Date;
 }
 
+/** What observers of transitions (metrics) are told after a transition committed or was applied. */
+export interface TransitionRecord {
+  voice: Voice;
+  from: VoiceStatus;
+  event: TransitionSpec['event'];
+}
+
 /** All SQL about voices and their events. Services never build queries. */
 @Injectable()
 export class VoiceRepository {
+  private readonly transitionListeners: ((t: TransitionRecord) => void)[] = [];
+
   constructor(@InjectDataSource() private readonly ds: DataSource) {}
+
+  /**
+   * Observers of every applied transition (metrics count them). An observer rather than an
+   * import, so persistence does not depend on observability. Listeners must not throw.
+   */
+  onTransition(listener: (t: TransitionRecord) => void): void {
+    this.transitionListeners.push(listener);
+  }
 
   private q(em?: EntityManager) {
     return em ?? this.ds.manager;
@@ -93,8 +111,8 @@ export class VoiceRepository {
     const rows: VoiceRow[] = await this.q(em).query(
       `WITH v AS (
          INSERT INTO voices (id, user_id, name, provider, language, status, sample_key,
-           sample_content_type, sample_filename, sample_size_bytes, sample_sha256)
-         VALUES ($1,$2,$3,$4,$5,'pending',$6,$7,$8,$9,$10) RETURNING *),
+           sample_content_type, sample_filename, sample_size_bytes, sample_sha256, trace_context)
+         VALUES ($1,$2,$3,$4,$5,'pending',$6,$7,$8,$9,$10,$11) RETURNING *),
        e AS (INSERT INTO voice_events (voice_id, type, reason, to_status)
              SELECT id, 'uploaded', 'upload', 'pending' FROM v)
        SELECT * FROM v`,
@@ -109,6 +127,7 @@ export class VoiceRepository {
         v.sampleFilename,
         v.sampleSizeBytes,
         v.sampleSha256,
+        v.traceContext ? JSON.stringify(v.traceContext) : null,
       ],
     );
     return voiceFromRow(rows[0]);
@@ -195,7 +214,9 @@ export class VoiceRepository {
     }
     params.push(spec.event.type, spec.event.reason, JSON.stringify(spec.event.metadata ?? {}));
     const n = params.length;
-    const rows: (VoiceRow & { notified: unknown })[] = await this.q(em).query(
+    const rows: (VoiceRow & { old_status: VoiceStatus; notified: unknown })[] = await this.q(
+      em,
+    ).query(
       `WITH o AS (SELECT id, status AS old_status FROM voices WHERE id = $1 FOR UPDATE),
        u AS (UPDATE voices v SET ${sets.join(', ')} FROM o
               WHERE ${conditions.join(' AND ')} AND v.id = o.id
@@ -205,7 +226,11 @@ export class VoiceRepository {
        SELECT u.*, pg_notify('voice_status', u.id::text || ':' || u.status::text) AS notified FROM u`,
       params,
     );
-    return rows.length ? voiceFromRow(rows[0]) : null;
+    if (!rows.length) return null;
+    const voice = voiceFromRow(rows[0]);
+    const record: TransitionRecord = { voice, from: rows[0].old_status, event: spec.event };
+    for (const listener of this.transitionListeners) listener(record);
+    return voice;
   }
 
   /**

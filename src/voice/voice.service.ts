@@ -8,6 +8,7 @@ import { AppConfig } from '../config/config.module';
 import { ApiError } from '../common/problem';
 import { ProviderRegistry } from '../providers/provider-registry';
 import { JobName, QueueName, type JobPayloads } from '../queue/queues';
+import { currentTraceCarrier } from '../queue/trace-context';
 import { CapacityService } from '../slots/capacity.service';
 import { DispatcherService } from '../slots/dispatcher.service';
 import { LastUseRecorder } from './last-use.recorder';
@@ -77,6 +78,7 @@ export class VoiceService {
             sampleFilename: upload.clientFilename.slice(0, 200),
             sampleSizeBytes: upload.stored.sizeBytes,
             sampleSha256: upload.stored.sha256,
+            traceContext: currentTraceCarrier(),
           },
           em,
         );
@@ -103,7 +105,7 @@ export class VoiceService {
 
   /** A lost enqueue is not fatal: the scheduler re-enqueues pending voices it finds. */
   async enqueueMetadata(voiceId: string): Promise<void> {
-    const data: JobPayloads[JobName.ExtractMetadata] = { voiceId };
+    const data: JobPayloads[JobName.ExtractMetadata] = { voiceId, trace: currentTraceCarrier() };
     await this.metadataQueue
       .add(JobName.ExtractMetadata, data, {
         jobId: `metadata:${voiceId}`,

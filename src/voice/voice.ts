@@ -14,6 +14,8 @@ export interface Voice {
   remoteTries: number;
   fairTag: string | null;
   queuedAt: Date | null;
+  /** When the current allocation claimed its slot. */
+  claimedAt: Date | null;
   allocationLeaseExpiresAt: Date | null;
   leaseExpiresAt: Date | null;
   lastUsedAt: Date | null;
@@ -49,6 +51,7 @@ export interface VoiceRow {
   remote_tries: number;
   fair_tag: string | null;
   queued_at: Date | null;
+  claimed_at: Date | null;
   allocation_lease_expires_at: Date | null;
   lease_expires_at: Date | null;
   last_used_at: Date | null;
@@ -83,6 +86,7 @@ export function voiceFromRow(r: VoiceRow): Voice {
     remoteTries: r.remote_tries,
     fairTag: r.fair_tag === null ? null : String(r.fair_tag),
     queuedAt: r.queued_at,
+    claimedAt: r.claimed_at,
     allocationLeaseExpiresAt: r.allocation_lease_expires_at,
     leaseExpiresAt: r.lease_expires_at,
     lastUsedAt: r.last_used_at,

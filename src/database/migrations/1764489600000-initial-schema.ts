@@ -48,6 +48,7 @@ export class InitialSchema1764489600000 implements MigrationInterface {
         remote_tries int NOT NULL DEFAULT 0,
         fair_tag bigint,
         queued_at timestamptz,
+        claimed_at timestamptz,
         allocation_lease_expires_at timestamptz,
         lease_expires_at timestamptz,
         last_used_at timestamptz,
@@ -65,6 +66,8 @@ export class InitialSchema1764489600000 implements MigrationInterface {
         sample_channels int,
         failure_code text,
         failure_message text,
+        -- The upload request's W3C trace context: allocation jobs continue that trace.
+        trace_context jsonb,
         created_at timestamptz NOT NULL DEFAULT now(),
         updated_at timestamptz NOT NULL DEFAULT now()
       )`);
