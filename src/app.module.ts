@@ -2,6 +2,7 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { LoggerModule } from 'nestjs-pino';
 import type { AppConfig } from './config/app-config';
+import { AdminModule } from './admin/admin.module';
 import { AuthModule } from './auth/auth.module';
 import { ProblemFilter } from './common/problem';
 import { ConfigModule } from './config/config.module';
@@ -29,7 +30,7 @@ export class AppModule {
         ObservabilityModule,
         VoiceModule,
         SchedulerModule,
-        ...(hasRole(config, 'api') ? [VoiceApiModule] : []),
+        ...(hasRole(config, 'api') ? [VoiceApiModule, AdminModule] : []),
       ],
       providers: [{ provide: APP_FILTER, useClass: ProblemFilter }],
     };

@@ -122,7 +122,7 @@ describe('slot pool on Postgres', () => {
     await slots.setLimits('elevenlabs', { configuredLimit: 3 });
     expect((await claim('elevenlabs', 50)).map((x) => x.voiceId)).toEqual([burst[1], late]);
     const queued = (await voices.findById(burst[2]))!;
-    expect(await voices.queuePosition(queued)).toBe(1);
+    expect((await voices.queuePosition(queued))?.position).toBe(1);
   });
 
   it('lets only the current fencing token move a voice on', async () => {

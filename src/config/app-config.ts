@@ -68,6 +68,8 @@ const schema = z.object({
   BREAKER_COOLDOWN_SECONDS: int(30, 1),
   /** Reclaim idle ready voices even without a backlog, to save cost (0 = off). */
   RECLAIM_MAX_IDLE_SECONDS: int(0),
+  /** Period of reconciliation with what the providers really hold. */
+  RECONCILE_INTERVAL_SECONDS: int(300, 1),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Period of the scheduler's safety-net timers (dispatch, sweeper). Mostly for tests. */
   SCHEDULER_TICK_SECONDS: int(10, 1),

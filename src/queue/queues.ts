@@ -20,6 +20,7 @@ export enum JobName {
   Allocate = 'allocate',
   RemoteCleanup = 'remote-cleanup',
   Reclaim = 'reclaim',
+  Reconcile = 'reconcile',
 }
 
 /**
@@ -31,6 +32,7 @@ export interface JobPayloads {
   [JobName.Allocate]: { voiceId: string; fencingToken: string; trace?: TraceCarrier };
   [JobName.RemoteCleanup]: { voiceId: string };
   [JobName.Reclaim]: { voiceId: string; fencingToken: string };
+  [JobName.Reconcile]: { provider: ProviderName };
 }
 
 /** Backoff strategy name registered on allocation queues: exponential, full jitter, Retry-After. */

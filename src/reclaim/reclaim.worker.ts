@@ -5,6 +5,7 @@ import { AppConfig } from '../config/config.module';
 import { hasRole } from '../config/roles';
 import { JobName, QueueName, type JobPayloads } from '../queue/queues';
 import { ReclaimService } from './reclaim.service';
+import { ReconcileService } from './reconcile.service';
 
 /** The worker role's reclaim processor (on the maintenance queue). */
 @Injectable()
@@ -12,11 +13,18 @@ export class ReclaimWorker implements OnApplicationBootstrap {
   constructor(
     private readonly config: AppConfig,
     private readonly reclaim: ReclaimService,
+    private readonly reconcile: ReconcileService,
     @InjectQueue(QueueName.Maintenance) private readonly queue: Queue,
   ) {}
 
   onApplicationBootstrap(): void {
     if (!hasRole(this.config, 'worker')) return;
+    void this.queue.process(
+      JobName.Reconcile,
+      1,
+      async (job: Job<JobPayloads[JobName.Reconcile]>) =>
+        this.reconcile.reconcile(job.data.provider),
+    );
     void this.queue.process(JobName.Reclaim, 4, async (job: Job<JobPayloads[JobName.Reclaim]>) => ({
       reclaimed: await this.reclaim.complete(job.data.voiceId, job.data.fencingToken),
     }));

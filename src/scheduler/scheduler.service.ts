@@ -76,6 +76,12 @@ export class SchedulerService implements OnApplicationBootstrap {
         },
       },
       {
+        name: 'reconcile',
+        periodSeconds: this.config.RECONCILE_INTERVAL_SECONDS,
+        run: () =>
+          Promise.all(this.providers.enabled().map((p) => this.capacity.requestReconcile(p))),
+      },
+      {
         name: 'refresh-accounts',
         periodSeconds: 300,
         run: () =>
@@ -86,8 +92,11 @@ export class SchedulerService implements OnApplicationBootstrap {
       const timer = setInterval(() => void this.runTask(task), task.periodSeconds * 1000);
       this.registry.addInterval(task.name, timer);
     }
-    // Read the accounts' limits now rather than after the first period.
-    void this.runTask(tasks[tasks.length - 1]);
+    // Read the accounts' limits and foreign voices now rather than after the first period.
+    for (const name of ['refresh-accounts', 'reconcile']) {
+      const task = tasks.find((t) => t.name === name);
+      if (task) void this.runTask(task);
+    }
     this.logger.log({ tasks: tasks.map((t) => t.name), tickSeconds: tick }, 'scheduler started');
   }
 

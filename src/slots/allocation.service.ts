@@ -154,11 +154,12 @@ export class AllocationService {
           event: { type: 'requeued', reason: 'provider_capacity', metadata: errorInfo },
         });
         this.logger.warn(ctx, 'provider reports its voice limit reached; recounting');
-        await this.capacity
-          .refreshAccount(voice.provider)
-          .catch((e: unknown) =>
-            this.logger.warn({ err: e, provider: voice.provider }, 'account refresh failed'),
-          );
+        await Promise.all([
+          this.capacity.refreshAccount(voice.provider),
+          this.capacity.requestReconcile(voice.provider),
+        ]).catch((e: unknown) =>
+          this.logger.warn({ err: e, provider: voice.provider }, 'recount failed'),
+        );
         return requeued ? 'requeued' : 'stale';
       }
       case 'retryable': {

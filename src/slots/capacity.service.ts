@@ -34,27 +34,26 @@ export class CapacityService {
     }
   }
 
-  /**
-   * Reads the account's own limit (where the provider has one) and counts voices on the account
-   * that we did not create: both shrink what we may hold.
-   */
+  /** Reads the account's own voice limit, where the provider exposes one. */
   async refreshAccount(provider: ProviderName): Promise<void> {
-    const adapter = this.providers.get(provider);
-    const limits = await adapter.getAccountLimits();
-    let foreign = 0;
-    let cursor: string | null = null;
-    do {
-      const page = await adapter.listVoices(cursor);
-      foreign += page.voices.filter((v) => v.countsTowardLimit && v.idempotencyKey === null).length;
-      cursor = page.nextCursor;
-    } while (cursor);
+    const limits = await this.providers.get(provider).getAccountLimits();
     await this.slots.setLimits(provider, { accountLimit: limits.voiceLimit });
-    await this.slots.setForeignCount(provider, foreign);
-    this.logger.log(
-      { provider, accountLimit: limits.voiceLimit, foreign },
-      'account capacity refreshed',
-    );
+    this.logger.log({ provider, accountLimit: limits.voiceLimit }, 'account limit refreshed');
     this.dispatcher.nudge(provider);
+  }
+
+  /**
+   * Asks a worker to reconcile the provider now: recount foreign voices, delete orphans. Used by
+   * the admin route and after a provider says its library is full.
+   */
+  async requestReconcile(provider: ProviderName): Promise<void> {
+    const data: JobPayloads[JobName.Reconcile] = { provider };
+    await this.maintenance.add(JobName.Reconcile, data, {
+      // One pending run per provider per 10 s window, however many ask.
+      jobId: `reconcile:${provider}:${Math.floor(Date.now() / 10_000)}`,
+      attempts: 3,
+      backoff: { type: 'exponential', delay: 5_000 },
+    });
   }
 
   async scheduleCleanup(voiceId: string): Promise<void> {
@@ -78,7 +77,9 @@ export class CapacityService {
   async cleanup(voiceId: string): Promise<void> {
     const voice = await this.voices.findById(voiceId);
     if (!voice) return;
-    if (voice.remoteCleanupPending) {
+    // Only for voices that gave up their slot: a voice queued or allocating again (an admin
+    // retry) may be creating a remote voice under the same key right now.
+    if (voice.remoteCleanupPending && (voice.status === 'failed' || voice.status === 'deleted')) {
       const adapter = this.providers.get(voice.provider);
       const remoteId =
         voice.remoteVoiceId ?? (await adapter.findByIdempotencyKey(voice.id))?.remoteVoiceId;

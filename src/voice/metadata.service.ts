@@ -4,7 +4,7 @@ import { DispatcherService } from '../slots/dispatcher.service';
 import { probeAudio, UnreadableAudioError } from './audio-probe';
 import { SampleStorage } from './sample-storage.port';
 import type { VoiceEventReason } from './voice-status';
-import { sql, VoiceRepository } from './voice.repository';
+import { VoiceRepository } from './voice.repository';
 
 /** Reads a pending voice's sample, validates it, and queues it (or fails it with the reason). */
 @Injectable()
@@ -43,25 +43,18 @@ export class MetadataService {
       );
       return;
     }
-    const queued = await this.voices.transaction(async (em) => {
-      const tag = await this.voices.nextFairTag(voice.provider, voice.userId, em);
-      return this.voices.transition(
-        {
-          id: voiceId,
-          from: ['pending'],
-          to: 'queued',
-          set: {
-            sampleFormat: info.format,
-            sampleDurationMs: info.durationMs,
-            sampleRate: info.sampleRate,
-            sampleChannels: info.channels,
-            fairTag: tag,
-            queuedAt: sql('now()'),
-          },
-          event: { type: 'metadata_ok', reason: 'metadata_valid', metadata: { ...info } },
-        },
-        em,
-      );
+    const queued = await this.voices.queueFairly({
+      id: voiceId,
+      provider: voice.provider,
+      userId: voice.userId,
+      from: ['pending'],
+      set: {
+        sampleFormat: info.format,
+        sampleDurationMs: info.durationMs,
+        sampleRate: info.sampleRate,
+        sampleChannels: info.channels,
+      },
+      event: { type: 'metadata_ok', reason: 'metadata_valid', metadata: { ...info } },
     });
     if (queued) {
       this.logger.log({ ...log, format: info.format, durationMs: info.durationMs }, 'voice queued');

@@ -30,6 +30,8 @@ export const VOICE_EVENT_TYPES = [
   'remote_deleted',
   'retried',
   'adopted',
+  'orphan_deleted',
+  'remote_missing',
 ] as const;
 export type VoiceEventType = (typeof VOICE_EVENT_TYPES)[number];
 
@@ -53,5 +55,6 @@ export const VOICE_EVENT_REASONS = [
   'user_delete',
   'admin_retry',
   'stale_create_compensated',
+  'reconciliation',
 ] as const;
 export type VoiceEventReason = (typeof VOICE_EVENT_REASONS)[number];

@@ -3,6 +3,7 @@ import { Type } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
 import { PROVIDER_NAMES, type ProviderName } from '../config/app-config';
 import type { Voice } from './voice';
+import type { QueueInfo } from './voice.repository';
 import { VOICE_STATUSES, type VoiceStatus } from './voice-status';
 
 export class SampleDto {
@@ -105,7 +106,7 @@ export class ActivateQuery {
 const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
 
 /** Lists every response field explicitly, so nothing internal (tokens, keys) leaks by accident. */
-export function toVoiceDto(voice: Voice, position: number | null): VoiceDto {
+export function toVoiceDto(voice: Voice, queue: QueueInfo | null): VoiceDto {
   const waiting =
     voice.status === 'queued' || voice.status === 'allocating' || voice.status === 'pending';
   return {
@@ -122,7 +123,12 @@ export function toVoiceDto(voice: Voice, position: number | null): VoiceDto {
       sizeBytes: voice.sample.sizeBytes,
       sha256: voice.sample.sha256,
     },
-    queue: waiting ? { position, estimatedReadyAt: null } : null,
+    queue: waiting
+      ? {
+          position: queue?.position ?? null,
+          estimatedReadyAt: iso(queue?.estimatedReadyAt ?? null),
+        }
+      : null,
     lastUsedAt: iso(voice.lastUsedAt),
     leaseExpiresAt: iso(voice.leaseExpiresAt),
     failure:

@@ -72,6 +72,11 @@ export interface VoiceListQuery {
   after?: { createdAt: Date; id: string };
 }
 
+export interface QueueInfo {
+  position: number;
+  estimatedReadyAt: Date | null;
+}
+
 export interface VoiceEventRow {
   type: VoiceEventType;
   reason: VoiceEventReason;
@@ -234,6 +239,26 @@ export class VoiceRepository {
   }
 
   /**
+   * Queues a voice at its fair place: the start tag is computed and the transition applied in one
+   * transaction. `admit`, when given, sees the user's waiting count under the user's lock and may
+   * throw to refuse.
+   */
+  async queueFairly(
+    spec: Omit<TransitionSpec, 'to' | 'userId'> & { provider: ProviderName; userId: string },
+    admit?: (waiting: number) => void,
+  ): Promise<Voice | null> {
+    const { provider, ...transition } = spec;
+    return this.transaction(async (em) => {
+      if (admit) admit(await this.lockUserAndCountWaiting(spec.userId, em));
+      const fairTag = await this.nextFairTag(provider, spec.userId, em);
+      return this.transition(
+        { ...transition, to: 'queued', set: { ...spec.set, fairTag, queuedAt: sql('now()') } },
+        em,
+      );
+    });
+  }
+
+  /**
    * The start tag that places a newly queued voice fairly: one past the later of the provider's
    * virtual time and the user's own last queued tag. Serialised per (provider, user) by an
    * advisory lock so two uploads of one user do not share a tag.
@@ -252,15 +277,26 @@ export class VoiceRepository {
   }
 
   /** Position in the provider's queue (1 = next) and how many are ahead. */
-  async queuePosition(voice: Voice): Promise<number | null> {
+  /**
+   * A queued voice's place in its provider's claim order (1 = next) and an estimate of when it
+   * will be claimed, from the provider's moving average of time between claims.
+   */
+  async queuePosition(voice: Voice): Promise<QueueInfo | null> {
+    if (voice.status === 'allocating') return { position: 0, estimatedReadyAt: null };
     if (voice.status !== 'queued' || voice.fairTag === null || voice.queuedAt === null) return null;
-    const rows: { ahead: string }[] = await this.ds.query(
-      `SELECT count(*) AS ahead FROM voices
-        WHERE provider = $1 AND status = 'queued'
-          AND (fair_tag, queued_at, id) < ($2::bigint, $3::timestamptz, $4::uuid)`,
+    const rows: { ahead: number; interval_ms: number | null }[] = await this.ds.query(
+      `SELECT (SELECT count(*)::int FROM voices
+                WHERE provider = $1 AND status = 'queued'
+                  AND (fair_tag, queued_at, id) < ($2::bigint, $3::timestamptz, $4::uuid)) AS ahead,
+              (SELECT claim_interval_ms FROM providers WHERE name = $1) AS interval_ms`,
       [voice.provider, voice.fairTag, voice.queuedAt, voice.id],
     );
-    return Number(rows[0].ahead) + 1;
+    const position = rows[0].ahead + 1;
+    const interval = rows[0].interval_ms;
+    return {
+      position,
+      estimatedReadyAt: interval === null ? null : new Date(Date.now() + position * interval),
+    };
   }
 
   /** Voices of a user waiting for a slot or for their metadata. */
@@ -304,6 +340,53 @@ export class VoiceRepository {
       [id, expectedRemoteId],
     );
     return rows.length > 0;
+  }
+
+  /** An event about a voice that does not change its state (e.g. an orphan of it was deleted). */
+  async recordEvent(
+    voiceId: string,
+    type: VoiceEventType,
+    reason: VoiceEventReason,
+    metadata: Record<string, unknown>,
+  ): Promise<void> {
+    await this.ds.query(
+      `INSERT INTO voice_events (voice_id, type, reason, from_status, to_status, metadata)
+       SELECT id, $2, $3, status, status, $4::jsonb FROM voices WHERE id = $1`,
+      [voiceId, type, reason, JSON.stringify(metadata)],
+    );
+  }
+
+  /** What reconciliation compares with the provider's list: our voices of one provider by id. */
+  async remoteViewOf(
+    provider: ProviderName,
+    ids: string[],
+  ): Promise<Map<string, { status: VoiceStatus; remoteVoiceId: string | null }>> {
+    const rows: { id: string; status: VoiceStatus; remote_voice_id: string | null }[] =
+      await this.ds.query(
+        `SELECT id, status, remote_voice_id FROM voices WHERE provider = $1 AND id = ANY($2::uuid[])`,
+        [provider, ids],
+      );
+    return new Map(rows.map((r) => [r.id, { status: r.status, remoteVoiceId: r.remote_voice_id }]));
+  }
+
+  /** Ready voices of a provider that became ready before `before`, with their remote ids. */
+  async readyVoices(
+    provider: ProviderName,
+    before: Date,
+  ): Promise<{ id: string; remoteVoiceId: string; leased: boolean; fencingToken: string }[]> {
+    const rows: { id: string; remote_voice_id: string; leased: boolean; fencing_token: string }[] =
+      await this.ds.query(
+        `SELECT id, remote_voice_id, fencing_token, COALESCE(lease_expires_at > now(), false) AS leased
+           FROM voices WHERE provider = $1 AND status = 'ready' AND ready_at < $2
+            AND remote_voice_id IS NOT NULL`,
+        [provider, before],
+      );
+    return rows.map((r) => ({
+      id: r.id,
+      remoteVoiceId: r.remote_voice_id,
+      leased: r.leased,
+      fencingToken: String(r.fencing_token),
+    }));
   }
 
   /** Batched last-use times; never moves a time backwards. */

@@ -16,11 +16,11 @@ import { UploadService } from './upload.service';
 import type { Voice } from './voice';
 import { VoiceEventsListener } from './voice-events.listener';
 import type { VoiceStatus } from './voice-status';
-import { secondsFromNow, sql, VoiceRepository } from './voice.repository';
+import { secondsFromNow, sql, VoiceRepository, type QueueInfo } from './voice.repository';
 
 export interface VoiceView {
   voice: Voice;
-  position: number | null;
+  queue: QueueInfo | null;
 }
 
 export interface ActivationResult extends VoiceView {
@@ -92,7 +92,7 @@ export class VoiceService {
       'voice uploaded',
     );
     await this.enqueueMetadata(voice.id);
-    return { voice, position: null };
+    return { voice, queue: null };
   }
 
   private pendingLimit(): ApiError {
@@ -120,7 +120,7 @@ export class VoiceService {
   async get(userId: string | undefined, id: string): Promise<VoiceView> {
     const voice = await this.voices.findById(id, userId);
     if (!voice) throw notFound();
-    return { voice, position: await this.voices.queuePosition(voice) };
+    return { voice, queue: await this.voices.queuePosition(voice) };
   }
 
   async list(query: {
@@ -178,7 +178,7 @@ export class VoiceService {
           // The hot path: the lease still has more than half to run, so no write now; the use
           // is recorded in the next batch.
           this.lastUse.record(id, new Date(now));
-          return { voice: { ...voice, lastUsedAt: new Date(now) }, position: null, ready: true };
+          return { voice: { ...voice, lastUsedAt: new Date(now) }, queue: null, ready: true };
         }
         const leased = await this.voices.transition({
           id,
@@ -191,7 +191,7 @@ export class VoiceService {
           },
           event: { type: 'activated', reason: 'activation' },
         });
-        if (leased) return { voice: leased, position: null, ready: true };
+        if (leased) return { voice: leased, queue: null, ready: true };
         // Reclaimed or deleted in between: answer for the state it is in now.
         const current = await this.voices.findById(id, userId);
         if (!current || current.status === 'ready') throw notFound();
@@ -210,33 +210,64 @@ export class VoiceService {
       case 'allocating':
       case 'reclaiming':
       case 'reclaimed':
-        return { voice, position: await this.voices.queuePosition(voice), ready: false };
+        return { voice, queue: await this.voices.queuePosition(voice), ready: false };
     }
   }
 
   private async requeue(voice: Voice): Promise<Voice | null> {
-    const queued = await this.voices.transaction(async (em) => {
-      const waiting = await this.voices.lockUserAndCountWaiting(voice.userId, em);
-      if (waiting >= this.config.USER_MAX_PENDING) throw this.pendingLimit();
-      const tag = await this.voices.nextFairTag(voice.provider, voice.userId, em);
-      return this.voices.transition(
-        {
-          id: voice.id,
-          from: ['reclaimed'],
-          to: 'queued',
-          set: {
-            fairTag: tag,
-            queuedAt: sql('now()'),
-            attempts: 0,
-            remoteTries: 0,
-            remoteVoiceId: null,
-          },
-          event: { type: 'requeued', reason: 'activation' },
-        },
-        em,
-      );
-    });
+    const queued = await this.voices.queueFairly(
+      {
+        id: voice.id,
+        provider: voice.provider,
+        userId: voice.userId,
+        from: ['reclaimed'],
+        set: { attempts: 0, remoteTries: 0, remoteVoiceId: null },
+        event: { type: 'requeued', reason: 'activation' },
+      },
+      (waiting) => {
+        if (waiting >= this.config.USER_MAX_PENDING) throw this.pendingLimit();
+      },
+    );
     if (queued) this.dispatcher.nudge(voice.provider);
+    return queued;
+  }
+
+  /**
+   * An admin sends a dead letter back to the queue with a fresh attempt budget. Refused while a
+   * remote voice of its last attempts may still be being cleaned up, so the clean-up never races
+   * a new clone under the same key.
+   */
+  async retryFailed(id: string): Promise<Voice> {
+    const voice = await this.voices.findById(id);
+    if (!voice) throw notFound();
+    if (voice.status !== 'failed') {
+      throw new ApiError(
+        409,
+        'voice_not_failed',
+        `Only failed voices can be retried; this one is ${voice.status}`,
+      );
+    }
+    if (voice.remoteCleanupPending) {
+      throw new ApiError(
+        409,
+        'cleanup_pending',
+        'The last attempt is still being cleaned up; retry in a minute',
+      );
+    }
+    const queued = await this.voices.queueFairly({
+      id,
+      provider: voice.provider,
+      userId: voice.userId,
+      from: ['failed'],
+      set: { attempts: 0, failureCode: null, failureMessage: null },
+      event: {
+        type: 'retried',
+        reason: 'admin_retry',
+        metadata: { previousFailure: voice.failureCode },
+      },
+    });
+    if (!queued) return this.retryFailed(id);
+    this.dispatcher.nudge(voice.provider);
     return queued;
   }
 

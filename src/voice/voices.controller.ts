@@ -55,8 +55,8 @@ export class VoicesController {
   @ApiHeader({ name: 'Idempotency-Key', required: false })
   @ApiAcceptedResponse({ type: VoiceDto })
   async upload(@CurrentUser() user: Principal, @Req() req: Request): Promise<VoiceDto> {
-    const { voice, position } = await this.voices.upload(user.userId, req.headers, req);
-    return toVoiceDto(voice, position);
+    const { voice, queue } = await this.voices.upload(user.userId, req.headers, req);
+    return toVoiceDto(voice, queue);
   }
 
   @Get()
@@ -80,8 +80,8 @@ export class VoicesController {
   @ApiOperation({ summary: 'Read a voice' })
   @ApiOkResponse({ type: VoiceDto })
   async get(@CurrentUser() user: Principal, @Param('id', uuidPipe) id: string): Promise<VoiceDto> {
-    const { voice, position } = await this.voices.get(user.userId, id);
-    return toVoiceDto(voice, position);
+    const { voice, queue } = await this.voices.get(user.userId, id);
+    return toVoiceDto(voice, queue);
   }
 
   @Post(':id/activate')
@@ -100,7 +100,7 @@ export class VoicesController {
   ): Promise<VoiceDto> {
     const result = await this.voices.activate(user.userId, id, query.waitSeconds ?? 0);
     res.status(result.ready ? 200 : 202);
-    return toVoiceDto(result.voice, result.position);
+    return toVoiceDto(result.voice, result.queue);
   }
 
   @Delete(':id')

@@ -9,10 +9,10 @@ export class InitialSchema1764489600000 implements MigrationInterface {
       `CREATE TYPE voice_status AS ENUM ('pending','queued','allocating','ready','reclaiming','reclaimed','failed','deleted')`,
     );
     await q.query(
-      `CREATE TYPE voice_event_type AS ENUM ('uploaded','metadata_ok','metadata_failed','claimed','attempt_failed','ready','requeued','failed','activated','reclaiming','reclaimed','deleted','remote_deleted','retried','adopted')`,
+      `CREATE TYPE voice_event_type AS ENUM ('uploaded','metadata_ok','metadata_failed','claimed','attempt_failed','ready','requeued','failed','activated','reclaiming','reclaimed','deleted','remote_deleted','retried','adopted','orphan_deleted','remote_missing')`,
     );
     await q.query(
-      `CREATE TYPE voice_event_reason AS ENUM ('upload','metadata_valid','sample_unreadable','sample_too_short','sample_too_long','slot_free','remote_created','remote_adopted','provider_retryable','provider_capacity','provider_fatal','attempts_exhausted','lease_expired','activation','idle_reclaim','remote_missing','user_delete','admin_retry','stale_create_compensated')`,
+      `CREATE TYPE voice_event_reason AS ENUM ('upload','metadata_valid','sample_unreadable','sample_too_short','sample_too_long','slot_free','remote_created','remote_adopted','provider_retryable','provider_capacity','provider_fatal','attempts_exhausted','lease_expired','activation','idle_reclaim','remote_missing','user_delete','admin_retry','stale_create_compensated','reconciliation')`,
     );
     await q.query(`
       CREATE TABLE providers (

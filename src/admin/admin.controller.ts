@@ -1,0 +1,92 @@
+import { Controller, Get, HttpCode, Param, ParseUUIDPipe, Post, Query } from '@nestjs/common';
+import {
+  ApiAcceptedResponse,
+  ApiBearerAuth,
+  ApiOkResponse,
+  ApiOperation,
+  ApiTags,
+} from '@nestjs/swagger';
+import { RequireScopes } from '../auth/auth.guard';
+import { ApiError } from '../common/problem';
+import { ProviderRegistry } from '../providers/provider-registry';
+import { CapacityService } from '../slots/capacity.service';
+import { SlotsRepository } from '../slots/slots.repository';
+import { toVoiceDto, VoiceDto } from '../voice/voice.dto';
+import { VoiceRepository } from '../voice/voice.repository';
+import { VoiceService } from '../voice/voice.service';
+import {
+  AdminVoicesQuery,
+  FailedVoiceDto,
+  ProviderStatusDto,
+  ReconcileQuery,
+  toAttempts,
+  toProviderStatus,
+} from './admin.dto';
+
+const uuidPipe = new ParseUUIDPipe({
+  exceptionFactory: () => new ApiError(404, 'voice_not_found', 'No such voice'),
+});
+
+/** Operator routes: the slot pool per provider, dead letters, retries and reconciliation. */
+@ApiTags('admin')
+@ApiBearerAuth()
+@RequireScopes('admin')
+@Controller({ version: '1' })
+export class AdminController {
+  constructor(
+    private readonly slots: SlotsRepository,
+    private readonly providers: ProviderRegistry,
+    private readonly voices: VoiceRepository,
+    private readonly voiceService: VoiceService,
+    private readonly capacity: CapacityService,
+  ) {}
+
+  @Get('providers')
+  @ApiOperation({
+    summary: 'Slots per provider account: limit, held, foreign, free, backlog, breaker',
+  })
+  @ApiOkResponse({ type: [ProviderStatusDto] })
+  async providersStatus(): Promise<ProviderStatusDto[]> {
+    return Promise.all(
+      this.providers.enabled().map(async (p) => toProviderStatus(await this.slots.capacity(p))),
+    );
+  }
+
+  @Get('admin/voices')
+  @ApiOperation({ summary: 'Failed voices (dead letters) with their reasons and attempt history' })
+  @ApiOkResponse({ type: [FailedVoiceDto] })
+  async failed(@Query() query: AdminVoicesQuery): Promise<FailedVoiceDto[]> {
+    const voices = await this.voices.list({
+      status: 'failed',
+      provider: query.provider,
+      limit: query.limit ?? 50,
+    });
+    return Promise.all(
+      voices.map(async (v) => ({
+        voice: toVoiceDto(v, null),
+        attempts: toAttempts(await this.voices.events(v.id)),
+      })),
+    );
+  }
+
+  @Post('admin/voices/:id/retry')
+  @HttpCode(202)
+  @ApiOperation({ summary: 'Queue a failed voice again with a fresh attempt budget' })
+  @ApiAcceptedResponse({ type: VoiceDto })
+  async retry(@Param('id', uuidPipe) id: string): Promise<VoiceDto> {
+    return toVoiceDto(await this.voiceService.retryFailed(id), null);
+  }
+
+  @Post('admin/reconcile')
+  @HttpCode(202)
+  @ApiOperation({ summary: 'Reconcile now with what the providers hold (runs on a worker)' })
+  async reconcile(@Query() query: ReconcileQuery): Promise<{ providers: string[] }> {
+    const targets = query.provider ? [query.provider] : this.providers.enabled();
+    for (const p of targets) {
+      if (!this.providers.has(p))
+        throw new ApiError(422, 'provider_unavailable', `Provider ${p} is not enabled`);
+      await this.capacity.requestReconcile(p);
+    }
+    return { providers: targets };
+  }
+}

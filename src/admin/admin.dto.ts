@@ -1,0 +1,97 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import { IsIn, IsInt, IsOptional, Max, Min } from 'class-validator';
+import { PROVIDER_NAMES, type ProviderName } from '../config/app-config';
+import type { ProviderCapacity } from '../slots/slots.repository';
+import { VoiceDto } from '../voice/voice.dto';
+import type { VoiceEventRow } from '../voice/voice.repository';
+
+export class ProviderStatusDto {
+  @ApiProperty({ enum: PROVIDER_NAMES }) provider!: ProviderName;
+  @ApiProperty({ example: 30 }) limit!: number;
+  @ApiProperty({
+    example: 28,
+    description: 'voices held by the service (allocating, ready, reclaiming)',
+  })
+  held!: number;
+  @ApiProperty({ example: 1, description: 'voices on the account not created by the service' })
+  foreign!: number;
+  @ApiProperty({ example: 1 }) free!: number;
+  @ApiProperty({ example: 12 }) queued!: number;
+  @ApiProperty({ example: 45, nullable: true, type: Number }) oldestQueuedSeconds!: number | null;
+  @ApiProperty({ enum: ['closed', 'open', 'half_open'] }) breaker!: 'closed' | 'open' | 'half_open';
+}
+
+export function toProviderStatus(c: ProviderCapacity): ProviderStatusDto {
+  return {
+    provider: c.provider,
+    limit: c.limit,
+    held: c.held,
+    foreign: c.foreign,
+    free: c.free,
+    queued: c.queued,
+    oldestQueuedSeconds: c.oldestQueuedSeconds,
+    breaker: c.breaker,
+  };
+}
+
+export class AttemptDto {
+  @ApiProperty({ example: 'attempt_failed' }) type!: string;
+  @ApiProperty({ example: 'provider_retryable' }) reason!: string;
+  @ApiProperty({ example: { code: 'system_busy', httpStatus: 429, attempt: 2 } })
+  metadata!: Record<string, unknown>;
+  @ApiProperty({ format: 'date-time' }) at!: string;
+}
+
+export class FailedVoiceDto {
+  @ApiProperty({ type: VoiceDto }) voice!: VoiceDto;
+  @ApiProperty({
+    type: [AttemptDto],
+    description: 'the attempt history: failures and the final verdict',
+  })
+  attempts!: AttemptDto[];
+}
+
+export function toAttempts(events: VoiceEventRow[]): AttemptDto[] {
+  return events
+    .filter(
+      (e) =>
+        e.type === 'attempt_failed' ||
+        e.type === 'failed' ||
+        e.type === 'claimed' ||
+        e.type === 'requeued',
+    )
+    .map((e) => ({
+      type: e.type,
+      reason: e.reason,
+      metadata: e.metadata,
+      at: e.createdAt.toISOString(),
+    }));
+}
+
+export class AdminVoicesQuery {
+  @ApiPropertyOptional({ enum: ['failed'], default: 'failed' })
+  @IsOptional()
+  @IsIn(['failed'])
+  status?: 'failed';
+
+  @ApiPropertyOptional({ enum: PROVIDER_NAMES })
+  @IsOptional()
+  @IsIn(PROVIDER_NAMES)
+  provider?: ProviderName;
+
+  @ApiPropertyOptional({ minimum: 1, maximum: 100, default: 50 })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(100)
+  limit?: number;
+}
+
+export class ReconcileQuery {
+  @ApiPropertyOptional({ enum: PROVIDER_NAMES, description: 'every enabled provider when absent' })
+  @IsOptional()
+  @IsIn(PROVIDER_NAMES)
+  provider?: ProviderName;
+}

@@ -1,0 +1,12 @@
+import { Module } from '@nestjs/common';
+import { ProvidersModule } from '../providers/providers.module';
+import { SlotsModule } from '../slots/slots.module';
+import { VoiceModule } from '../voice/voice.module';
+import { AdminController } from './admin.controller';
+
+/** Operator routes; mounted on api replicas. */
+@Module({
+  imports: [SlotsModule, VoiceModule, ProvidersModule],
+  controllers: [AdminController],
+})
+export class AdminModule {}

@@ -1,0 +1,150 @@
+import { Injectable, Logger } from '@nestjs/common';
+import type { ProviderName } from '../config/app-config';
+import { ProviderRegistry } from '../providers/provider-registry';
+import type { RemoteVoice } from '../providers/voice-provider.port';
+import { DispatcherService } from '../slots/dispatcher.service';
+import { SlotsRepository } from '../slots/slots.repository';
+import type { VoiceStatus } from '../voice/voice-status';
+import { VoiceRepository } from '../voice/voice.repository';
+
+export interface ReconcileReport {
+  provider: ProviderName;
+  remoteVoices: number;
+  foreign: number;
+  orphansDeleted: number;
+  missingReady: number;
+  requeued: number;
+}
+
+/** Statuses whose voice may legitimately own a remote voice that the database does not name yet. */
+const IN_FLIGHT: readonly VoiceStatus[] = ['allocating', 'reclaiming'];
+
+/**
+ * Aligns the database with what a provider really holds: deletes remote voices that carry the key
+ * of one of our voices but belong to it no more (orphans of lost answers, stale workers, failed
+ * clean-ups), corrects ready voices whose remote voice vanished (and queues them again when they
+ * are in use), and counts foreign voices toward the account's capacity.
+ *
+ * A key that names no voice of this database is treated as foreign, never deleted: several
+ * deployments (staging and production) may share one provider account.
+ */
+@Injectable()
+export class ReconcileService {
+  private readonly logger = new Logger(ReconcileService.name);
+
+  constructor(
+    private readonly providers: ProviderRegistry,
+    private readonly voices: VoiceRepository,
+    private readonly slots: SlotsRepository,
+    private readonly dispatcher: DispatcherService,
+  ) {}
+
+  async reconcile(provider: ProviderName): Promise<ReconcileReport> {
+    const adapter = this.providers.get(provider);
+    const startedAt = new Date();
+    const remote: RemoteVoice[] = [];
+    let cursor: string | null = null;
+    do {
+      const page = await adapter.listVoices(cursor);
+      remote.push(...page.voices);
+      cursor = page.nextCursor;
+    } while (cursor);
+
+    const keyed = remote.filter((v) => v.idempotencyKey !== null && isUuid(v.idempotencyKey));
+    const ours = await this.voices.remoteViewOf(
+      provider,
+      keyed.map((v) => v.idempotencyKey as string),
+    );
+    let foreign = remote.filter(
+      (v) => v.countsTowardLimit && !ours.has(v.idempotencyKey ?? ''),
+    ).length;
+    let orphansDeleted = 0;
+    for (const rv of keyed) {
+      const owner = ours.get(rv.idempotencyKey as string);
+      if (!owner || IN_FLIGHT.includes(owner.status) || owner.remoteVoiceId === rv.remoteVoiceId)
+        continue;
+      // Ours by key, but not the remote voice its owner holds: an orphan taking a slot.
+      try {
+        await adapter.deleteVoice(rv.remoteVoiceId);
+        orphansDeleted++;
+        await this.voices.recordEvent(
+          rv.idempotencyKey as string,
+          'orphan_deleted',
+          'reconciliation',
+          {
+            remoteVoiceId: rv.remoteVoiceId,
+          },
+        );
+        this.logger.warn(
+          {
+            voiceId: rv.idempotencyKey,
+            provider,
+            remoteVoiceId: rv.remoteVoiceId,
+            status: owner.status,
+          },
+          'orphan remote voice deleted',
+        );
+      } catch (err) {
+        foreign++; // still there: it keeps counting until the next run deletes it
+        this.logger.warn(
+          { err, provider, remoteVoiceId: rv.remoteVoiceId },
+          'orphan delete failed',
+        );
+      }
+    }
+
+    const present = new Set(remote.map((v) => v.remoteVoiceId));
+    let missingReady = 0;
+    let requeued = 0;
+    for (const v of await this.voices.readyVoices(provider, startedAt)) {
+      if (present.has(v.remoteVoiceId)) continue;
+      const reclaimed = await this.voices.transition({
+        id: v.id,
+        from: ['ready'],
+        token: v.fencingToken,
+        to: 'reclaimed',
+        bumpToken: true,
+        set: { remoteVoiceId: null, remoteTries: 0, attempts: 0 },
+        event: {
+          type: 'remote_missing',
+          reason: 'remote_missing',
+          metadata: { remoteVoiceId: v.remoteVoiceId },
+        },
+      });
+      if (!reclaimed) continue;
+      missingReady++;
+      this.logger.warn(
+        { voiceId: v.id, provider, remoteVoiceId: v.remoteVoiceId },
+        'ready voice missing remotely',
+      );
+      if (v.leased) {
+        // In use right now: get it back without waiting for the app to activate it again.
+        const again = await this.voices.queueFairly({
+          id: v.id,
+          provider,
+          userId: reclaimed.userId,
+          from: ['reclaimed'],
+          event: { type: 'requeued', reason: 'reconciliation' },
+        });
+        if (again) requeued++;
+      }
+    }
+
+    await this.slots.setForeignCount(provider, foreign);
+    const report = {
+      provider,
+      remoteVoices: remote.length,
+      foreign,
+      orphansDeleted,
+      missingReady,
+      requeued,
+    };
+    this.logger.log(report, 'reconciliation finished');
+    this.dispatcher.nudge(provider);
+    return report;
+  }
+}
+
+function isUuid(s: string): boolean {
+  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s);
+}
