@@ -16,8 +16,9 @@ module.exports = {
       rootDir: '.',
       testMatch: ['<rootDir>/test/**/*.e2e-spec.ts', '<rootDir>/test/**/*.int-spec.ts'],
       transform: { '^.+\\.ts$': tsJest },
-      testTimeout: 60000,
     },
   ],
   maxWorkers: 2,
+  // Suites under test/ boot the service and wait for real queues; unit specs finish far sooner.
+  testTimeout: 120000,
 };
