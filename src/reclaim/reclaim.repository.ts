@@ -102,6 +102,44 @@ export class ReclaimRepository {
     });
   }
 
+  /**
+   * SCHEDULER_STRATEGY=legacy only: the replaced design reclaimed as many idle voices as the
+   * total queue length, from any provider, whichever provider was actually full.
+   */
+  async legacyVictims(
+    minIdleSeconds: number,
+    max: number,
+  ): Promise<(Victim & { provider: ProviderName })[]> {
+    const rows: {
+      id: string;
+      fencing_token: string;
+      remote_voice_id: string | null;
+      provider: ProviderName;
+    }[] = await this.ds.query(
+      `WITH picked AS (
+           SELECT id FROM voices WHERE status = 'ready'
+              AND COALESCE(last_used_at, ready_at) < now() - make_interval(secs => $1)
+            ORDER BY last_used_at NULLS FIRST
+            LIMIT LEAST($2, (SELECT count(*) FROM voices WHERE status = 'queued'))
+            FOR UPDATE SKIP LOCKED),
+         u AS (
+           UPDATE voices v SET status = 'reclaiming', fencing_token = v.fencing_token + 1, updated_at = now()
+             FROM picked WHERE v.id = picked.id AND v.status = 'ready'
+           RETURNING v.id, v.fencing_token, v.remote_voice_id, v.provider),
+         e AS (
+           INSERT INTO voice_events (voice_id, type, reason, from_status, to_status, metadata)
+           SELECT id, 'reclaiming', 'idle_reclaim', 'ready', 'reclaiming', '{"mode":"legacy"}'::jsonb FROM u)
+         SELECT * FROM u`,
+      [minIdleSeconds, max],
+    );
+    return rows.map((r) => ({
+      voiceId: r.id,
+      fencingToken: String(r.fencing_token),
+      remoteVoiceId: r.remote_voice_id,
+      provider: r.provider,
+    }));
+  }
+
   /** Reclaims whose job was lost: still `reclaiming` long after they started. */
   async staleReclaims(olderThanSeconds: number, limit: number): Promise<Victim[]> {
     const rows: { id: string; fencing_token: string; remote_voice_id: string | null }[] =

@@ -44,6 +44,7 @@ export class ReclaimService implements OnModuleInit {
     const current = this.running.get(provider);
     if (current) return current;
     const run = (async () => {
+      if (this.config.SCHEDULER_STRATEGY === 'legacy') return this.reclaimLegacy();
       if (!(await this.repo.needsReclaim(provider))) return 0;
       return this.reclaim(provider, {
         mode: 'backlog',
@@ -54,6 +55,16 @@ export class ReclaimService implements OnModuleInit {
     })().finally(() => this.running.delete(provider));
     this.running.set(provider, run);
     return run;
+  }
+
+  /** The replaced design's reclaim, for comparison only (see ReclaimRepository.legacyVictims). */
+  private async reclaimLegacy(): Promise<number> {
+    const victims = await this.repo.legacyVictims(
+      this.config.RECLAIM_MIN_IDLE_SECONDS,
+      RECLAIM_BATCH,
+    );
+    if (victims.length) await this.enqueue(victims);
+    return victims.length;
   }
 
   /** The optional cost saver: reclaims voices idle past RECLAIM_MAX_IDLE_SECONDS, backlog or not. */

@@ -4,6 +4,7 @@ import type { Queue } from 'bull';
 import type { ProviderName } from '../config/app-config';
 import { AppConfig } from '../config/config.module';
 import { JobName, QueueName, RETRY_BACKOFF, type JobPayloads } from '../queue/queues';
+import { LegacySchedulerService } from './legacy-scheduler';
 import { SlotsRepository, type Claimed } from './slots.repository';
 
 /** How many voices one claim transaction takes at most; larger backlogs loop. */
@@ -28,6 +29,7 @@ export class DispatcherService {
   constructor(
     private readonly config: AppConfig,
     private readonly slots: SlotsRepository,
+    private readonly legacy: LegacySchedulerService,
     @InjectQueue(QueueName.AllocationElevenLabs) elevenlabs: Queue,
     @InjectQueue(QueueName.AllocationCartesia) cartesia: Queue,
   ) {
@@ -62,6 +64,10 @@ export class DispatcherService {
   }
 
   private async runLoop(provider: ProviderName): Promise<number> {
+    if (this.legacy.enabled) {
+      // The replaced design had no per-provider dispatch: one polling cycle over every queue.
+      return this.legacy.cycle((p, claimed) => this.enqueue(p, claimed));
+    }
     let total = 0;
     for (;;) {
       this.again.delete(provider);

@@ -4,6 +4,7 @@ import { VoiceDataModule } from '../voice/voice-data.module';
 import { AllocationService } from './allocation.service';
 import { CapacityService } from './capacity.service';
 import { DispatcherService } from './dispatcher.service';
+import { LegacySchedulerService } from './legacy-scheduler';
 import { SlotsRepository } from './slots.repository';
 import { SlotsWorker } from './slots.worker';
 import { SweeperService } from './sweeper.service';
@@ -13,6 +14,7 @@ import { SweeperService } from './sweeper.service';
   providers: [
     SlotsRepository,
     DispatcherService,
+    LegacySchedulerService,
     AllocationService,
     CapacityService,
     SweeperService,

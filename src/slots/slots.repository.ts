@@ -188,6 +188,65 @@ export class SlotsRepository {
     });
   }
 
+  /**
+   * SCHEDULER_STRATEGY=legacy only: the replaced design's queue scan, oldest first across every
+   * provider, with no fairness between users.
+   */
+  async legacyCandidates(limit: number): Promise<{ id: string; provider: ProviderName }[]> {
+    return this.ds.query(
+      `SELECT id, provider FROM voices WHERE status = 'queued' AND queued_at <= now()
+        ORDER BY queued_at, id LIMIT $1`,
+      [limit],
+    );
+  }
+
+  /**
+   * Legacy: the capacity check and the claim are separate statements with no lock, as in the
+   * replaced design, so concurrent dispatchers can overshoot the limit (which the provider then
+   * refuses with voice_limit_reached). Kept only so benchmarks can compare the two designs.
+   */
+  async legacyTryClaim(
+    id: string,
+    provider: ProviderName,
+    allocationLeaseSeconds: number,
+  ): Promise<Claimed | 'full' | null> {
+    const [p]: ProviderRow[] = await this.ds.query(`SELECT * FROM providers WHERE name = $1`, [
+      provider,
+    ]);
+    const [{ n: held }]: { n: number }[] = await this.ds.query(this.heldSql, [provider]);
+    if (held + p.foreign_count >= effectiveLimit(p.configured_limit, p.account_limit))
+      return 'full';
+    const rows: {
+      id: string;
+      fencing_token: string;
+      trace_context: Record<string, string> | null;
+    }[] = await this.ds.query(
+      `WITH u AS (UPDATE voices SET status = 'allocating', fencing_token = fencing_token + 1,
+                claimed_at = now(), allocation_lease_expires_at = now() + make_interval(secs => $2),
+                updated_at = now()
+           WHERE id = $1 AND status = 'queued' RETURNING id, fencing_token, trace_context),
+         e AS (INSERT INTO voice_events (voice_id, type, reason, from_status, to_status)
+               SELECT id, 'claimed', 'slot_free', 'queued', 'allocating' FROM u)
+         SELECT * FROM u`,
+      [id, allocationLeaseSeconds],
+    );
+    return rows.length
+      ? {
+          voiceId: rows[0].id,
+          fencingToken: String(rows[0].fencing_token),
+          traceContext: rows[0].trace_context,
+        }
+      : null;
+  }
+
+  /** Legacy: "requeue with jitter" pushes the voice back by a random delay. */
+  async legacyRequeue(id: string, jitterMs: number): Promise<void> {
+    await this.ds.query(
+      `UPDATE voices SET queued_at = now() + make_interval(secs => $2 / 1000.0) WHERE id = $1 AND status = 'queued'`,
+      [id, jitterMs],
+    );
+  }
+
   /** Allocations whose lease ran out: their worker died or lost its lock. */
   async expiredAllocations(limit: number): Promise<{ id: string; fencingToken: string }[]> {
     const rows: { id: string; fencing_token: string }[] = await this.ds.query(

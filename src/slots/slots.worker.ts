@@ -9,7 +9,7 @@ import { ModuleRef } from '@nestjs/core';
 import type { Job, Queue } from 'bull';
 import { AppConfig } from '../config/config.module';
 import { hasRole } from '../config/roles';
-import { withTraceCarrier } from '../queue/trace-context';
+import { runJob } from '../observability/job-context';
 import { ALLOCATION_QUEUE, JobName, QueueName, type JobPayloads } from '../queue/queues';
 import { AllocationService } from './allocation.service';
 import { CapacityService } from './capacity.service';
@@ -42,8 +42,10 @@ export class SlotsWorker implements OnApplicationBootstrap, BeforeApplicationShu
         JobName.Allocate,
         ALLOCATION_CONCURRENCY,
         async (job: Job<JobPayloads[JobName.Allocate]>) => {
-          const outcome = await withTraceCarrier(job.data.trace, () =>
-            this.allocation.allocate(job.data.voiceId, job.data.fencingToken),
+          const outcome = await runJob(
+            job,
+            () => this.allocation.allocate(job.data.voiceId, job.data.fencingToken),
+            { provider },
           );
           return { outcome };
         },
@@ -55,16 +57,22 @@ export class SlotsWorker implements OnApplicationBootstrap, BeforeApplicationShu
       JobName.RemoteCleanup,
       4,
       async (job: Job<JobPayloads[JobName.RemoteCleanup]>) => {
-        await this.capacity.cleanup(job.data.voiceId);
+        await runJob(job, () => this.capacity.cleanup(job.data.voiceId));
       },
     );
     this.served.push(maintenance);
     this.logger.log({ providers: this.config.workerProviders }, 'allocation workers started');
   }
 
-  /** Stop taking jobs and let the running ones finish before the connections close. */
+  /**
+   * Stop taking jobs and wait for the running ones. A local pause, not close(): these Queue
+   * instances also add jobs (a finished allocation dispatches the next voices), so their Redis
+   * connection must outlive the drain; @nestjs/bull closes them at application shutdown.
+   */
   async beforeApplicationShutdown(): Promise<void> {
-    await Promise.all(this.served.map((q) => q.close()));
+    if (!this.served.length) return;
+    await Promise.all(this.served.map((q) => q.pause(true)));
+    this.logger.log({ queues: this.served.map((q) => q.name) }, 'allocation workers drained');
   }
 
   private queue(name: QueueName): Queue {
