@@ -5,11 +5,13 @@ import type { AppConfig } from './config/app-config';
 import { AdminModule } from './admin/admin.module';
 import { AuthModule } from './auth/auth.module';
 import { ProblemFilter } from './common/problem';
+import { rateLimitModule } from './common/rate-limit';
 import { ConfigModule } from './config/config.module';
 import { hasRole } from './config/roles';
 import { DatabaseModule } from './database/database.module';
 import { loggerParams } from './observability/logging';
 import { ObservabilityModule } from './observability/observability.module';
+import { QueueBoardModule } from './observability/queue-board.module';
 import { QueueModule } from './queue/queue.module';
 import { SchedulerModule } from './scheduler/scheduler.module';
 import { VoiceApiModule } from './voice/voice-api.module';
@@ -30,7 +32,9 @@ export class AppModule {
         ObservabilityModule,
         VoiceModule,
         SchedulerModule,
-        ...(hasRole(config, 'api') ? [VoiceApiModule, AdminModule] : []),
+        ...(hasRole(config, 'api')
+          ? [rateLimitModule(), VoiceApiModule, AdminModule, QueueBoardModule]
+          : []),
       ],
       providers: [{ provide: APP_FILTER, useClass: ProblemFilter }],
     };

@@ -1,18 +1,52 @@
 import { ValidationPipe, VersioningType, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import helmet from 'helmet';
 import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module';
-import type { AppConfig } from './config/app-config';
+import { ConfigError, type AppConfig } from './config/app-config';
 import { hasRole } from './config/roles';
 import { ApiError } from './common/problem';
 import { runMigrations } from './database/data-source';
 
+const JSON_BODY_LIMIT = '100kb';
+
 /** Builds and starts the service for a validated configuration. Used by main.ts and by tests. */
 export async function startApp(config: AppConfig): Promise<INestApplication> {
+  refuseUnverifiableTokens(config);
   if (config.DB_MIGRATE === 'on') await runMigrations(config.DATABASE_URL);
-  const app = await NestFactory.create(AppModule.forRoot(config), { bufferLogs: true });
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
+    bufferLogs: true,
+    // Registered below with explicit limits instead of Nest's defaults.
+    bodyParser: false,
+  });
   app.useLogger(app.get(Logger));
+  // helmet also drops X-Powered-By.
+  app.use(
+    helmet({
+      contentSecurityPolicy: {
+        useDefaults: true,
+        directives: {
+          // Swagger UI at /docs loads its scripts from 'self' and sets inline styles; helmet's
+          // defaults allow both. Upgrading to https would break /docs on a plain-http port.
+          upgradeInsecureRequests: null,
+        },
+      },
+    }),
+  );
+  app.enableCors({
+    // No origins configured: no CORS headers at all, so browsers keep other sites out.
+    origin: config.CORS_ORIGINS.includes('*') ? true : config.CORS_ORIGINS,
+    methods: ['GET', 'POST', 'DELETE'],
+    allowedHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key', 'X-Request-Id'],
+    exposedHeaders: ['Retry-After', 'X-Request-Id'],
+    maxAge: 600,
+  });
+  // JSON bodies are small (no route takes more than a few fields); uploads are multipart and
+  // streamed by their route, never through a body parser.
+  app.useBodyParser('json', { limit: JSON_BODY_LIMIT });
+  app.useBodyParser('urlencoded', { limit: JSON_BODY_LIMIT, extended: false, parameterLimit: 100 });
   app.enableShutdownHooks();
   app.enableVersioning({ type: VersioningType.URI, defaultVersion: undefined });
   app.useGlobalPipes(
@@ -45,4 +79,18 @@ export async function startApp(config: AppConfig): Promise<INestApplication> {
   }
   await app.listen(config.PORT);
   return app;
+}
+
+/**
+ * Tokens from an identity provider are only as narrow as the claims checked: without an issuer and
+ * an audience, any token the provider ever signed, for any application, would be accepted.
+ */
+function refuseUnverifiableTokens(config: AppConfig): void {
+  if (!config.AUTH_JWKS_URL) return;
+  const missing = (['AUTH_ISSUER', 'AUTH_AUDIENCE'] as const).filter((k) => !config[k]);
+  if (missing.length) {
+    throw new ConfigError(
+      `Invalid configuration:\n${missing.map((k) => `  ${k}: required when AUTH_JWKS_URL is set`).join('\n')}`,
+    );
+  }
 }

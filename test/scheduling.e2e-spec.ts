@@ -109,7 +109,7 @@ describe('fair slot scheduling with reclaim', () => {
 
     // Reclaim touched ElevenLabs only.
     const cartesiaEvents = await world.db((c) =>
-      c.query(`SELECT type FROM voice_events WHERE voice_id = $1`, [cartesia]),
+      c.query<{ type: string }>(`SELECT type FROM voice_events WHERE voice_id = $1`, [cartesia]),
     );
     expect(cartesiaEvents.rows.map((r) => r.type)).not.toContain('reclaiming');
     expect((await users.early.get(cartesia)).status).toBe('ready');

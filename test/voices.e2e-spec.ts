@@ -114,23 +114,20 @@ describe('voices end to end', () => {
     expect(act.body.status).toBe('ready');
   });
 
-  it('fails a sample that is too short, with the reason', async () => {
+  it('refuses a sample that is too short at upload, with the reason', async () => {
     const up = await alice.upload({ name: 'Blip', seconds: 0.3 });
-    expect(up.status).toBe(202);
-    const failed = await alice.waitFor(up.body.id, ['failed', 'ready']);
-    expect(failed.status).toBe('failed');
-    expect(failed.failure?.code).toBe('sample_too_short');
+    expect(up.status).toBe(422);
+    expect(up.headers.get('content-type')).toContain('application/problem+json');
+    expect(up.body.code).toBe('sample_too_short');
   });
 
-  it('fails bytes that are not audio, with the reason', async () => {
+  it('refuses bytes that are not audio at upload, whatever they are called', async () => {
     const up = await alice.upload({
       name: 'Junk',
       file: Buffer.from('definitely not a wav file'.repeat(20)),
     });
-    expect(up.status).toBe(202);
-    const failed = await alice.waitFor(up.body.id, ['failed', 'ready']);
-    expect(failed.status).toBe('failed');
-    expect(failed.failure?.code).toBe('sample_unreadable');
+    expect(up.status).toBe(415);
+    expect(up.body.code).toBe('unsupported_media_type');
   });
 
   it("hides one user's voices from another", async () => {

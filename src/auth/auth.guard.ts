@@ -3,43 +3,71 @@ import {
   createParamDecorator,
   ExecutionContext,
   Injectable,
+  Logger,
   SetMetadata,
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { Request } from 'express';
 import { ApiError } from '../common/problem';
-import { AuthService, type Principal, type Scope } from './auth.service';
+import { AuthService, AuthUnavailableError, type Principal, type Scope } from './auth.service';
 
 const SCOPES_KEY = 'required_scopes';
 /** The scopes a route needs; every /v1 route declares them. */
 export const RequireScopes = (...scopes: Scope[]) => SetMetadata(SCOPES_KEY, scopes);
 
-type AuthedRequest = Request & { principal?: Principal };
+export type AuthedRequest = Request & { principal?: Principal };
 
+const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i;
+const API_PATH = /^\/v\d+(\/|$)/;
+
+/**
+ * The global guard: a bearer token on every route that declares scopes, and the scopes it names
+ * (`admin` implies the others). A /v1 route that forgot to declare any is treated as admin-only
+ * rather than public, so an omission fails closed.
+ */
 @Injectable()
 export class AuthGuard implements CanActivate {
+  private readonly logger = new Logger(AuthGuard.name);
+
   constructor(
     private readonly auth: AuthService,
     private readonly reflector: Reflector,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
-    const scopes = this.reflector.getAllAndOverride<Scope[] | undefined>(SCOPES_KEY, [
+    if (context.getType() !== 'http') return true;
+    const req = context.switchToHttp().getRequest<AuthedRequest>();
+    let scopes = this.reflector.getAllAndOverride<Scope[] | undefined>(SCOPES_KEY, [
       context.getHandler(),
       context.getClass(),
     ]);
-    if (!scopes) return true;
-    const req = context.switchToHttp().getRequest<AuthedRequest>();
-    const header = req.headers.authorization ?? '';
-    const match = /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(header);
-    if (!match) throw new ApiError(401, 'unauthorized', 'A bearer token is required');
+    if (!scopes) {
+      if (!API_PATH.test(req.path)) return true;
+      this.logger.error(
+        { route: `${context.getClass().name}.${context.getHandler().name}` },
+        'API route declares no scopes; treating it as admin-only',
+      );
+      scopes = ['admin'];
+    }
+    const match = BEARER.exec(req.headers.authorization ?? '');
+    if (!match) throw new ApiError(401, 'unauthorized', 'A bearer token is required', challenge());
     let principal: Principal;
     try {
       principal = await this.auth.verify(match[1]);
-    } catch {
-      throw new ApiError(401, 'unauthorized', 'The bearer token is invalid or expired');
+    } catch (err) {
+      if (err instanceof AuthUnavailableError) {
+        this.logger.warn({ reason: err.message }, 'token keys unavailable');
+        throw new ApiError(503, 'auth_unavailable', 'Tokens cannot be verified right now', {
+          'Retry-After': '5',
+        });
+      }
+      throw new ApiError(
+        401,
+        'unauthorized',
+        'The bearer token is invalid or expired',
+        challenge('invalid_token'),
+      );
     }
-    // admin implies every other scope.
     const missing = scopes.filter(
       (s) => !principal.scopes.has(s) && !principal.scopes.has('admin'),
     );
@@ -49,6 +77,11 @@ export class AuthGuard implements CanActivate {
     req.principal = principal;
     return true;
   }
+}
+
+/** RFC 6750's challenge, so clients can tell a missing token from a rejected one. */
+function challenge(error?: string): Record<string, string> {
+  return { 'WWW-Authenticate': error ? `Bearer error="${error}"` : 'Bearer' };
 }
 
 export const CurrentUser = createParamDecorator((_: unknown, ctx: ExecutionContext): Principal => {

@@ -1,10 +1,12 @@
 import { Injectable } from '@nestjs/common';
 import {
   createRemoteJWKSet,
+  errors,
   jwtVerify,
   SignJWT,
   type JWTPayload,
   type JWTVerifyGetKey,
+  type JWTVerifyOptions,
 } from 'jose';
 import { AppConfig } from '../config/config.module';
 
@@ -16,7 +18,28 @@ export interface Principal {
   scopes: ReadonlySet<string>;
 }
 
-/** Verifies bearer tokens: HS256 with the shared secret, or RS256/ES256 from a JWKS when set. */
+/** The token is not acceptable: answered 401. */
+export class InvalidTokenError extends Error {}
+
+/** The identity provider's key set could not be read: answered 503, the token may be fine. */
+export class AuthUnavailableError extends Error {}
+
+/** Far above any real JWT; refusing bigger ones bounds the work a hostile header can cause. */
+export const MAX_TOKEN_LENGTH = 8192;
+const CLOCK_TOLERANCE_SECONDS = 5;
+/** What a JWKS failure may be without the token being at fault. */
+const KEY_LOOKUP_TOKEN_ERRORS = [
+  errors.JWKSNoMatchingKey,
+  errors.JWKSMultipleMatchingKeys,
+  errors.JOSENotSupported,
+  errors.JWKInvalid,
+];
+
+/**
+ * Verifies bearer tokens: HS256 with the shared secret, or (when AUTH_JWKS_URL is set, instead of
+ * the secret) RS256/ES256 signed by an identity provider's published keys. The accepted algorithms
+ * are pinned per mode, so `alg: none` and HS256-with-the-public-key confusion never verify.
+ */
 @Injectable()
 export class AuthService {
   private readonly secret: Uint8Array;
@@ -24,24 +47,64 @@ export class AuthService {
 
   constructor(private readonly config: AppConfig) {
     this.secret = new TextEncoder().encode(config.AUTH_JWT_SECRET);
-    this.jwks = config.AUTH_JWKS_URL ? createRemoteJWKSet(new URL(config.AUTH_JWKS_URL)) : null;
+    this.jwks = config.AUTH_JWKS_URL ? guardedKeySet(new URL(config.AUTH_JWKS_URL)) : null;
   }
 
   async verify(token: string): Promise<Principal> {
-    const options = { issuer: this.config.AUTH_ISSUER, audience: this.config.AUTH_AUDIENCE };
-    const { payload } = this.jwks
-      ? await jwtVerify(token, this.jwks, { ...options, algorithms: ['RS256', 'ES256'] })
-      : await jwtVerify(token, this.secret, { ...options, algorithms: ['HS256'] });
+    if (token.length > MAX_TOKEN_LENGTH) throw new InvalidTokenError('token too long');
+    const options: JWTVerifyOptions = {
+      issuer: this.config.AUTH_ISSUER,
+      audience: this.config.AUTH_AUDIENCE,
+      // A token without an expiry would be valid forever once leaked.
+      requiredClaims: ['exp', 'sub'],
+      clockTolerance: CLOCK_TOLERANCE_SECONDS,
+    };
+    let payload: JWTPayload;
+    try {
+      ({ payload } = this.jwks
+        ? await jwtVerify(token, this.jwks, { ...options, algorithms: ['RS256', 'ES256'] })
+        : await jwtVerify(token, this.secret, { ...options, algorithms: ['HS256'] }));
+    } catch (err) {
+      if (err instanceof AuthUnavailableError) throw err;
+      throw new InvalidTokenError(err instanceof Error ? err.message : 'invalid token');
+    }
     return principalOf(payload);
   }
 }
 
-function principalOf(payload: JWTPayload): Principal {
-  if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 200) {
-    throw new Error('token has no usable sub');
+/**
+ * The remote key set, with its failures split in two: a key that does not match is the token's
+ * fault (401), an unreachable or broken key set is ours (503), so clients do not throw away good
+ * tokens during an identity-provider outage.
+ */
+function guardedKeySet(url: URL): JWTVerifyGetKey {
+  const remote = createRemoteJWKSet(url, { timeoutDuration: 3_000, cooldownDuration: 30_000 });
+  return async (header, token) => {
+    try {
+      return await remote(header, token);
+    } catch (err) {
+      if (KEY_LOOKUP_TOKEN_ERRORS.some((type) => err instanceof type)) throw err;
+      throw new AuthUnavailableError(err instanceof Error ? err.message : 'JWKS unavailable');
+    }
+  };
+}
+
+// eslint-disable-next-line no-control-regex -- refusing control characters is the point
+const USABLE_SUB = /^[^\u0000-\u001f\u007f]{1,200}$/;
+
+export function principalOf(payload: JWTPayload): Principal {
+  if (typeof payload.sub !== 'string' || !USABLE_SUB.test(payload.sub)) {
+    throw new InvalidTokenError('token has no usable sub');
   }
-  const scope = typeof payload.scope === 'string' ? payload.scope : '';
-  return { userId: payload.sub, scopes: new Set(scope.split(' ').filter(Boolean)) };
+  return { userId: payload.sub, scopes: new Set(scopesOf(payload)) };
+}
+
+/** `scope` is a space-separated string (RFC 8693); some providers send `scp` as an array. */
+function scopesOf(payload: JWTPayload): string[] {
+  const raw = payload.scope ?? payload.scp;
+  if (typeof raw === 'string') return raw.split(' ').filter(Boolean);
+  if (Array.isArray(raw)) return raw.filter((s): s is string => typeof s === 'string');
+  return [];
 }
 
 /** Signs a development token; also used by tests. */

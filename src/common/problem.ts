@@ -4,6 +4,7 @@ import {
   HttpException,
   HttpStatus,
   Logger,
+  NotFoundException,
   type ExceptionFilter,
 } from '@nestjs/common';
 import type { Response } from 'express';
@@ -39,6 +40,10 @@ const CODE_BY_STATUS: Record<number, string> = {
   415: 'unsupported_media_type',
   422: 'validation_failed',
   429: 'rate_limited',
+  500: 'internal_error',
+  502: 'bad_gateway',
+  503: 'service_unavailable',
+  504: 'gateway_timeout',
 };
 
 function titleOf(status: number): string {
@@ -62,9 +67,27 @@ export function problemOf(status: number, code: string, detail: string): Problem
   };
 }
 
+/** What body-parser and Express report, reduced to a stable code and a detail that echoes nothing. */
+const EXPRESS_ERRORS: Record<string, { code: string; detail: string }> = {
+  'entity.parse.failed': { code: 'malformed_json', detail: 'The JSON body is malformed' },
+  'entity.too.large': { code: 'payload_too_large', detail: 'The request body is too large' },
+  'entity.verify.failed': { code: 'bad_request', detail: 'The request body was refused' },
+  'encoding.unsupported': {
+    code: 'unsupported_media_type',
+    detail: 'The content encoding is not supported',
+  },
+  'charset.unsupported': { code: 'unsupported_media_type', detail: 'The charset is not supported' },
+  'request.aborted': { code: 'bad_request', detail: 'The request was aborted' },
+  'request.size.invalid': { code: 'bad_request', detail: 'The request size does not match' },
+  'stream.encoding.set': { code: 'bad_request', detail: 'The request body could not be read' },
+  'parameters.too.many': { code: 'payload_too_large', detail: 'The body has too many parameters' },
+};
+
 /**
  * One error shape for every route: application/problem+json with a stable code. Unknown errors
- * become a bare 500 without message or stack, and are logged in full instead.
+ * become a bare 500 without message or stack, and are logged in full instead. Framework errors
+ * (unknown route, malformed JSON, body too large, bad percent-encoding, throttling, validation)
+ * are mapped to codes here so no route has to care.
  */
 @Catch()
 export class ProblemFilter implements ExceptionFilter {
@@ -72,42 +95,69 @@ export class ProblemFilter implements ExceptionFilter {
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const res = host.switchToHttp().getResponse<Response>();
-    let problem: Problem;
-    let headers: Record<string, string> = {};
-    if (exception instanceof ApiError) {
-      problem = problemOf(exception.getStatus(), exception.code, exception.message);
-      headers = exception.headers;
-    } else if (exception instanceof HttpException) {
-      const status = exception.getStatus();
-      const body = exception.getResponse();
-      const message =
-        typeof body === 'object' && body !== null && 'message' in body
-          ? body.message
-          : exception.message;
-      const detail = Array.isArray(message) ? message.join('; ') : String(message);
-      problem = problemOf(status, CODE_BY_STATUS[status] ?? 'error', detail);
-    } else if (isBodyParserError(exception)) {
-      problem = problemOf(
-        exception.status,
-        exception.status === 413 ? 'payload_too_large' : 'bad_request',
-        'The request body could not be read',
-      );
-    } else {
-      this.logger.error({ err: exception }, 'unhandled error');
-      problem = problemOf(500, 'internal_error', 'An unexpected error occurred');
+    const problem = this.problemFor(exception);
+    if (res.headersSent) {
+      // Too late for a problem document; end the response so the client is not left waiting.
+      if (!res.writableEnded) res.end();
+      return;
     }
-    if (res.headersSent) return;
+    const headers = exception instanceof ApiError ? exception.headers : {};
     for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
     res.status(problem.status).type('application/problem+json').send(JSON.stringify(problem));
   }
+
+  private problemFor(exception: unknown): Problem {
+    if (exception instanceof ApiError) {
+      return problemOf(exception.getStatus(), exception.code, exception.message);
+    }
+    if (exception instanceof HttpException) {
+      const status = exception.getStatus();
+      if (status >= 500) {
+        // Its message is for operators (a failed health check, a framework fault), not clients.
+        this.logger.warn({ err: exception }, 'server error');
+        return problemOf(status, CODE_BY_STATUS[status] ?? 'internal_error', titleOf(status));
+      }
+      const known = expressError(exception.cause);
+      if (known) return problemOf(status, known.code, known.detail);
+      if (exception instanceof NotFoundException && isRouterNotFound(exception)) {
+        return problemOf(404, 'not_found', 'No such route');
+      }
+      if (exception.cause instanceof URIError) {
+        return problemOf(400, 'bad_request', 'The URL is not valid percent-encoding');
+      }
+      return problemOf(status, CODE_BY_STATUS[status] ?? 'error', detailOf(exception));
+    }
+    const known = expressError(exception);
+    if (known && isClientStatus(exception)) {
+      return problemOf(exception.status, known.code, known.detail);
+    }
+    this.logger.error({ err: exception }, 'unhandled error');
+    return problemOf(500, 'internal_error', 'An unexpected error occurred');
+  }
 }
 
-function isBodyParserError(e: unknown): e is { status: number; type: string } {
-  return (
-    typeof e === 'object' &&
-    e !== null &&
-    'status' in e &&
-    'type' in e &&
-    typeof (e as { status: unknown }).status === 'number'
-  );
+function detailOf(exception: HttpException): string {
+  const body = exception.getResponse();
+  const message =
+    typeof body === 'object' && body !== null && 'message' in body
+      ? body.message
+      : exception.message;
+  const detail = Array.isArray(message) ? message.join('; ') : String(message);
+  // Details may quote client input; a bounded length keeps a hostile request from echoing megabytes.
+  return detail.length > 500 ? `${detail.slice(0, 500)}…` : detail;
+}
+
+/** Nest's own 404 for an unmatched route says `Cannot GET /path`, echoing the path. */
+function isRouterNotFound(exception: NotFoundException): boolean {
+  return /^Cannot [A-Z]+ /.test(exception.message);
+}
+
+function expressError(e: unknown): { code: string; detail: string } | undefined {
+  if (typeof e !== 'object' || e === null || !('type' in e)) return undefined;
+  return typeof e.type === 'string' ? EXPRESS_ERRORS[e.type] : undefined;
+}
+
+function isClientStatus(e: unknown): e is { status: number } {
+  const status = (e as { status?: unknown }).status;
+  return typeof status === 'number' && status >= 400 && status < 500;
 }

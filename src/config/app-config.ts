@@ -28,10 +28,13 @@ const schema = z.object({
   PORT: int(3000).pipe(z.number().max(65535)),
   DATABASE_URL: z.url().default('postgres://postgres@127.0.0.1:5432/voice_slots'),
   DB_MIGRATE: onOff.default('on'),
+  /** Postgres connections per process: size Postgres' max_connections for replicas × this. */
+  DB_POOL_SIZE: int(20, 1),
   REDIS_URL: z.url().default('redis://127.0.0.1:6379'),
   QUEUE_PREFIX: z
     .string()
-    .regex(/^[A-Za-z0-9_.-]+$/)
+    // Braces allowed: a Redis Cluster needs a hash tag such as {voice-slots}.
+    .regex(/^[A-Za-z0-9_.{}-]+$/)
     .default('voice-slots'),
   APP_ROLES: csv(ROLES).default(['api', 'worker', 'scheduler']),
   WORKER_PROVIDERS: csv(PROVIDER_NAMES).optional(),
@@ -71,12 +74,25 @@ const schema = z.object({
   /** Period of reconciliation with what the providers really hold. */
   RECONCILE_INTERVAL_SECONDS: int(300, 1),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  SHUTDOWN_GRACE_SECONDS: int(25, 1), // on SIGTERM: drain in-flight jobs this long, then exit
   /** Period of the scheduler's safety-net timers (dispatch, sweeper). Mostly for tests. */
   SCHEDULER_TICK_SECONDS: int(10, 1),
   /** Sandbox tuning when it starts in-process (npm run sandbox reads the same). */
   SANDBOX_PORT: int(0),
   SANDBOX_VOICE_LIMIT: int(10, 0),
   SANDBOX_LATENCY_MS: int(0),
+  RATE_LIMIT_UPLOADS_PER_MINUTE: int(30, 1),
+  RATE_LIMIT_ACTIVATIONS_PER_MINUTE: int(600, 1),
+  CORS_ORIGINS: z
+    .string()
+    .default('')
+    .transform((s) =>
+      s
+        .split(',')
+        .map((p) => p.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.union([z.literal('*'), z.string().regex(/^https?:\/\/[\w.-]+(:\d{1,5})?$/)]))),
 });
 
 type Env = z.infer<typeof schema>;
@@ -168,6 +184,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   };
 }
 
-export function enabledProviders(config: AppConfig): ProviderName[] {
-  return PROVIDER_NAMES.filter((p) => config.providers[p].baseUrl || config.providers[p].sandbox);
+/**
+ * The one setting the migration step needs. It must not demand the whole service's configuration
+ * (secrets, provider keys) from a Job that only touches the schema.
+ */
+export function loadDatabaseUrl(env: NodeJS.ProcessEnv = process.env): string {
+  const parsed = schema.pick({ DATABASE_URL: true }).safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(
+      `Invalid configuration:\n  DATABASE_URL: ${parsed.error.issues[0]?.message}`,
+    );
+  }
+  return parsed.data.DATABASE_URL;
 }

@@ -5,7 +5,7 @@ import { InitialSchema1764489600000 } from './migrations/1764489600000-initial-s
 
 export const MIGRATIONS = [InitialSchema1764489600000];
 
-export function dataSourceOptions(databaseUrl: string): DataSourceOptions {
+export function dataSourceOptions(databaseUrl: string, poolSize = 20): DataSourceOptions {
   return {
     type: 'postgres',
     url: databaseUrl,
@@ -13,9 +13,8 @@ export function dataSourceOptions(databaseUrl: string): DataSourceOptions {
     migrations: MIGRATIONS,
     migrationsTransactionMode: 'each',
     synchronize: false,
-    // Workers, the API and the dispatcher share one pool; 20 keeps a 2-core box busy without
-    // exhausting Postgres' default 100 connections across a few replicas.
-    extra: { max: 20 },
+    // Workers, the API and the dispatcher share one pool per process (DB_POOL_SIZE).
+    extra: { max: poolSize },
   };
 }
 

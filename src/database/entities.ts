@@ -102,6 +102,8 @@ export class ProviderEntity {
   breakerOpenedAt!: Date | null;
   @Column('timestamptz', { name: 'breaker_probe_until', nullable: true })
   breakerProbeUntil!: Date | null;
+  @Column('uuid', { name: 'breaker_probe_voice', nullable: true }) breakerProbeVoice!:
+    string | null;
   @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' }) updatedAt!: Date;
 }
 

@@ -1,12 +1,11 @@
 import pino from 'pino';
-import { loadConfig } from '../config/app-config';
+import { loadDatabaseUrl } from '../config/app-config';
 import { runMigrations } from './data-source';
 
 // `npm run migrate`: production applies migrations as its own step, before new replicas start.
 async function main(): Promise<void> {
   const log = pino({ name: 'migrate' });
-  const config = loadConfig();
-  const applied = await runMigrations(config.DATABASE_URL);
+  const applied = await runMigrations(loadDatabaseUrl());
   log.info({ applied }, applied.length ? 'migrations applied' : 'schema up to date');
 }
 

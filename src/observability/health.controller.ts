@@ -14,10 +14,14 @@ import type { Queue } from 'bull';
 import { AppConfig } from '../config/config.module';
 import { hasRole } from '../config/roles';
 import { ALLOCATION_QUEUE, QueueName } from '../queue/queues';
+import { SampleStorage } from '../voice/sample-storage.port';
 
 /**
  * Liveness checks the process only (a database outage must not get pods killed); readiness checks
- * what this replica's roles need. An open provider breaker is not a readiness failure.
+ * what this replica's roles need: every role Postgres and Redis; api and worker the sample
+ * storage (uploads write it, metadata and allocation read it); worker the queues it serves. An
+ * open provider breaker is not a readiness failure: the replica can do nothing about it, and
+ * taking it out of service would only stop the other provider's work too.
  */
 @ApiTags('health')
 @Controller('health')
@@ -28,6 +32,7 @@ export class HealthController {
     private readonly db: TypeOrmHealthIndicator,
     private readonly config: AppConfig,
     private readonly moduleRef: ModuleRef,
+    private readonly storage: SampleStorage,
   ) {}
 
   @Get('live')
@@ -43,7 +48,16 @@ export class HealthController {
       () => this.db.pingCheck('database', { timeout: 2_000 }),
       () => this.redis('redis', QueueName.Metadata),
     ];
+    if (hasRole(this.config, 'api') || hasRole(this.config, 'worker')) {
+      checks.push(() =>
+        this.indicators
+          .check('storage')
+          .attempt(() => this.storage.check())
+          .withTimeout(2_000),
+      );
+    }
     if (hasRole(this.config, 'worker')) {
+      checks.push(() => this.redis('queue_maintenance', QueueName.Maintenance));
       for (const provider of this.config.workerProviders) {
         checks.push(() => this.redis(`queue_${provider}`, ALLOCATION_QUEUE[provider]));
       }

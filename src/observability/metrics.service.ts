@@ -1,77 +1,339 @@
-import { Injectable } from '@nestjs/common';
-import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { getQueueToken } from '@nestjs/bull';
+import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
+import type { Queue } from 'bull';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { ProviderName } from '../config/app-config';
+import type { ProviderCall } from '../providers/instrumented-provider';
 import { ProviderRegistry } from '../providers/provider-registry';
-import { SlotsRepository } from '../slots/slots.repository';
+import { QueueName } from '../queue/queues';
+import { SlotsRepository, type BreakerState } from '../slots/slots.repository';
+import { SampleStorage } from '../voice/sample-storage.port';
+import { VoiceRepository, type TransitionRecord } from '../voice/voice.repository';
+import { InstrumentedSampleStorage, type StorageOperation } from './instrumented-sample-storage';
+import { COUNTED_STATUSES, MetricsRepository } from './metrics.repository';
+
+const MISNAMED_DEFAULT_METRICS = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+];
+const BREAKER_STATES: readonly BreakerState[] = ['closed', 'open', 'half_open'];
+const BULL_STATES = ['waiting', 'active', 'delayed', 'failed'] as const;
+
+/** Event reasons that end one allocation attempt (the sweeper's `lease_expired` is not one). */
+const ATTEMPT_RESULTS = new Set([
+  'remote_created',
+  'remote_adopted',
+  'provider_retryable',
+  'provider_capacity',
+  'provider_fatal',
+  'attempts_exhausted',
+]);
+
+export interface ReconciliationFindings {
+  /** Remote voices carrying our key that no voice owns any more, deleted. */
+  orphansDeleted: number;
+  /** Ready voices whose remote voice was gone. */
+  missingReady: number;
+}
 
 /**
- * Prometheus metrics. Gauges of shared state (slots, queue depth) are read from Postgres at scrape
- * time, so every replica reports the same truth and sums across replicas are not needed.
+ * Prometheus metrics, in two kinds:
+ * - gauges of shared state (slots, queues, breakers, stuck work) read from Postgres and Redis at
+ *   scrape time, so every replica reports the same truth and nothing is summed across replicas;
+ * - counters and histograms of what this replica did (transitions, provider calls, HTTP), to be
+ *   summed across replicas with `sum by (...)(rate(...))`.
  */
 @Injectable()
-export class MetricsService {
+export class MetricsService implements OnModuleInit {
+  private readonly logger = new Logger(MetricsService.name);
   readonly registry = new Registry();
+
+  private readonly labelProvider = ['provider'] as const;
+  private readonly gauges = {
+    limit: this.gauge('voice_slots_limit', 'Slot limit per provider account', this.labelProvider),
+    held: this.gauge('voice_slots_held', 'Slots held by the service', this.labelProvider),
+    free: this.gauge('voice_slots_free', 'Free slots', this.labelProvider),
+    foreign: this.gauge(
+      'voice_slots_foreign',
+      'Voices on the account not created by the service (found by reconciliation)',
+      this.labelProvider,
+    ),
+    queued: this.gauge('voice_queue_depth', 'Voices waiting for a slot', this.labelProvider),
+    oldest: this.gauge(
+      'voice_queue_oldest_wait_seconds',
+      'Wait of the oldest queued voice',
+      this.labelProvider,
+    ),
+    breaker: this.gauge(
+      'voice_provider_breaker_state',
+      "Circuit breaker of a provider: 1 for its current state's series",
+      ['provider', 'state'],
+    ),
+    voices: this.gauge('voices', 'Voices per in-flight status', ['provider', 'status']),
+    expiredAllocations: this.gauge(
+      'voice_allocations_lease_expired',
+      'Allocations whose lease ran out and that the sweeper has not resolved yet',
+      this.labelProvider,
+    ),
+    oldestAllocating: this.gauge(
+      'voice_allocating_oldest_seconds',
+      'Time since the oldest current allocation claimed its slot (0 when none)',
+      this.labelProvider,
+    ),
+    oldestReclaiming: this.gauge(
+      'voice_reclaiming_oldest_seconds',
+      'Time the oldest voice has been reclaiming (0 when none)',
+      this.labelProvider,
+    ),
+    jobs: this.gauge('bull_queue_jobs', 'Bull jobs per queue and state', ['queue', 'state']),
+  };
+
+  private readonly counters = {
+    attempts: this.counter(
+      'voice_allocation_attempts_total',
+      'Allocation attempts by their result (the event reason that ended them)',
+      ['provider', 'result'],
+    ),
+    retries: this.counter(
+      'voice_allocation_retries_total',
+      'Allocation attempts that failed and will be retried',
+      ['provider', 'reason'],
+    ),
+    failures: this.counter(
+      'voice_failures_total',
+      'Voices that ended failed (dead letters, listed by GET /v1/admin/voices?status=failed)',
+      ['provider', 'reason'],
+    ),
+    reclaims: this.counter('voice_reclaims_total', 'Voices reclaimed', ['provider', 'reason']),
+    sweeper: this.counter(
+      'voice_sweeper_resolutions_total',
+      'Expired allocations resolved by the sweeper',
+      ['provider', 'outcome'],
+    ),
+    reconciliationRuns: this.counter(
+      'voice_reconciliation_runs_total',
+      'Reconciliation runs finished',
+      this.labelProvider,
+    ),
+    reconciliationFindings: this.counter(
+      'voice_reconciliation_findings_total',
+      'What reconciliation corrected: orphan remote voices deleted, ready voices missing remotely',
+      ['provider', 'finding'],
+    ),
+    storageFailures: this.counter(
+      'voice_sample_storage_failures_total',
+      'Failed sample storage operations',
+      ['operation'],
+    ),
+    providerRequests: this.counter(
+      'provider_requests_total',
+      'Calls to provider APIs by outcome (ok, retryable, capacity, fatal, not_found, error)',
+      ['provider', 'operation', 'outcome'],
+    ),
+    httpRequests: this.counter('http_requests_total', 'HTTP requests served', [
+      'method',
+      'route',
+      'status',
+    ]),
+  };
+
+  private readonly histograms = {
+    allocation: this.histogram(
+      'voice_allocation_duration_seconds',
+      'From slot claim to ready (readyAt - claimedAt)',
+      ['provider'],
+      [0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800],
+    ),
+    timeToReady: this.histogram(
+      'voice_time_to_ready_seconds',
+      'From upload to ready (readyAt - createdAt)',
+      ['provider'],
+      [1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400],
+    ),
+    provider: this.histogram(
+      'provider_request_duration_seconds',
+      'Duration of calls to provider APIs',
+      ['provider', 'operation'],
+      [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    ),
+    http: this.histogram(
+      'http_request_duration_seconds',
+      'Duration of HTTP requests served',
+      ['method', 'route', 'status'],
+      [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    ),
+  };
 
   constructor(
     private readonly slots: SlotsRepository,
+    private readonly repo: MetricsRepository,
     private readonly providers: ProviderRegistry,
+    private readonly voices: VoiceRepository,
+    private readonly storage: SampleStorage,
+    private readonly moduleRef: ModuleRef,
   ) {
     collectDefaultMetrics({ register: this.registry });
-    const labelNames = ['provider'] as const;
-    const gauges = {
-      limit: new Gauge({
-        name: 'voice_slots_limit',
-        help: 'Slot limit per provider account',
-        labelNames,
-        registers: [this.registry],
-      }),
-      held: new Gauge({
-        name: 'voice_slots_held',
-        help: 'Slots held by the service',
-        labelNames,
-        registers: [this.registry],
-      }),
-      free: new Gauge({
-        name: 'voice_slots_free',
-        help: 'Free slots',
-        labelNames,
-        registers: [this.registry],
-      }),
-      foreign: new Gauge({
-        name: 'voice_slots_foreign',
-        help: 'Voices on the account not created by the service',
-        labelNames,
-        registers: [this.registry],
-      }),
-      queued: new Gauge({
-        name: 'voice_queue_depth',
-        help: 'Voices waiting for a slot',
-        labelNames,
-        registers: [this.registry],
-      }),
-      oldest: new Gauge({
-        name: 'voice_queue_oldest_wait_seconds',
-        help: 'Wait of the oldest queued voice',
-        labelNames,
-        registers: [this.registry],
-      }),
-    };
-    this.refresh = async () => {
-      for (const provider of this.providers.enabled()) {
-        const c = await this.slots.capacity(provider);
-        gauges.limit.set({ provider }, c.limit);
-        gauges.held.set({ provider }, c.held);
-        gauges.free.set({ provider }, c.free);
-        gauges.foreign.set({ provider }, c.foreign);
-        gauges.queued.set({ provider }, c.queued);
-        gauges.oldest.set({ provider }, c.oldestQueuedSeconds ?? 0);
-      }
-    };
+    // Gauges that prom-client names like counters; promtool rejects them, and the unsuffixed
+    // nodejs_active_* gauges it also exports say the same per type.
+    for (const name of MISNAMED_DEFAULT_METRICS) this.registry.removeSingleMetric(name);
   }
 
-  private readonly refresh: () => Promise<void>;
+  onModuleInit(): void {
+    this.voices.onTransition((t) => this.onTransition(t));
+    this.providers.setObserver({ onCall: (call) => this.recordProviderCall(call) });
+    if (this.storage instanceof InstrumentedSampleStorage) {
+      this.storage.onFailure((operation) => this.recordStorageFailure(operation));
+    }
+  }
 
   async render(): Promise<string> {
-    await this.refresh();
+    // One failing source (say Redis) must not cost the scrape every other series.
+    const results = await Promise.allSettled([
+      this.refreshSlots(),
+      this.refreshVoices(),
+      this.refreshJobs(),
+    ]);
+    for (const r of results) {
+      if (r.status === 'rejected') {
+        const err: unknown = r.reason;
+        this.logger.warn({ err }, 'a metrics source failed; its series keep their last values');
+      }
+    }
     return this.registry.metrics();
+  }
+
+  /** Reconciliation's findings for one provider; call once per finished run. */
+  recordReconciliation(provider: ProviderName, findings: ReconciliationFindings): void {
+    this.counters.reconciliationRuns.inc({ provider });
+    this.counters.reconciliationFindings.inc(
+      { provider, finding: 'orphan_deleted' },
+      findings.orphansDeleted,
+    );
+    this.counters.reconciliationFindings.inc(
+      { provider, finding: 'ready_missing' },
+      findings.missingReady,
+    );
+  }
+
+  recordStorageFailure(operation: StorageOperation): void {
+    this.counters.storageFailures.inc({ operation });
+  }
+
+  recordProviderCall(call: ProviderCall): void {
+    const { provider, operation, outcome } = call;
+    this.counters.providerRequests.inc({ provider, operation, outcome });
+    this.histograms.provider.observe({ provider, operation }, call.durationSeconds);
+  }
+
+  recordHttpRequest(method: string, route: string, status: number, durationSeconds: number): void {
+    const labels = { method, route, status: String(status) };
+    this.counters.httpRequests.inc(labels);
+    this.histograms.http.observe(labels, durationSeconds);
+  }
+
+  /** Counts what a committed transition means; listeners of the repository must not throw. */
+  private onTransition({ voice, from, event }: TransitionRecord): void {
+    try {
+      const provider = voice.provider;
+      if (from === 'allocating' && ATTEMPT_RESULTS.has(event.reason)) {
+        this.counters.attempts.inc({ provider, result: event.reason });
+      }
+      if (event.type === 'attempt_failed') {
+        this.counters.retries.inc({ provider, reason: event.reason });
+      }
+      if (voice.status === 'ready' && from === 'allocating') {
+        const readyAt = voice.readyAt?.getTime();
+        if (readyAt !== undefined && voice.claimedAt) {
+          this.histograms.allocation.observe(
+            { provider },
+            Math.max(0, (readyAt - voice.claimedAt.getTime()) / 1000),
+          );
+        }
+        if (readyAt !== undefined) {
+          this.histograms.timeToReady.observe(
+            { provider },
+            Math.max(0, (readyAt - voice.createdAt.getTime()) / 1000),
+          );
+        }
+      }
+      if (voice.status === 'failed' && from !== 'failed') {
+        this.counters.failures.inc({ provider, reason: event.reason });
+      }
+      if (voice.status === 'reclaimed' && from !== 'reclaimed') {
+        this.counters.reclaims.inc({ provider, reason: event.reason });
+      }
+      // The sweeper first takes the voice over (allocating → allocating), then resolves it.
+      if (event.reason === 'lease_expired' && voice.status !== 'allocating') {
+        this.counters.sweeper.inc({
+          provider,
+          outcome: voice.status === 'ready' ? 'adopted' : 'requeued',
+        });
+      }
+    } catch (err) {
+      this.logger.warn({ err, voiceId: voice.id }, 'could not count a transition');
+    }
+  }
+
+  private async refreshSlots(): Promise<void> {
+    for (const provider of this.providers.enabled()) {
+      const c = await this.slots.capacity(provider);
+      this.gauges.limit.set({ provider }, c.limit);
+      this.gauges.held.set({ provider }, c.held);
+      this.gauges.free.set({ provider }, c.free);
+      this.gauges.foreign.set({ provider }, c.foreign);
+      this.gauges.queued.set({ provider }, c.queued);
+      this.gauges.oldest.set({ provider }, c.oldestQueuedSeconds ?? 0);
+      for (const state of BREAKER_STATES) {
+        this.gauges.breaker.set({ provider, state }, c.breaker === state ? 1 : 0);
+      }
+    }
+  }
+
+  private async refreshVoices(): Promise<void> {
+    const [counts, ages] = await Promise.all([this.repo.statusCounts(), this.repo.inFlightAges()]);
+    // Zero first, so a status that emptied since the last scrape reads 0, not its old count.
+    for (const provider of this.providers.enabled()) {
+      for (const status of COUNTED_STATUSES) this.gauges.voices.set({ provider, status }, 0);
+      this.gauges.expiredAllocations.set({ provider }, 0);
+      this.gauges.oldestAllocating.set({ provider }, 0);
+      this.gauges.oldestReclaiming.set({ provider }, 0);
+    }
+    for (const c of counts)
+      this.gauges.voices.set({ provider: c.provider, status: c.status }, c.voices);
+    for (const a of ages) {
+      this.gauges.expiredAllocations.set({ provider: a.provider }, a.expiredAllocations);
+      this.gauges.oldestAllocating.set({ provider: a.provider }, a.oldestAllocatingSeconds ?? 0);
+      this.gauges.oldestReclaiming.set({ provider: a.provider }, a.oldestReclaimingSeconds ?? 0);
+    }
+  }
+
+  private async refreshJobs(): Promise<void> {
+    await Promise.all(
+      Object.values(QueueName).map(async (name) => {
+        const queue = this.moduleRef.get<Queue>(getQueueToken(name), { strict: false });
+        const counts = await queue.getJobCounts();
+        for (const state of BULL_STATES)
+          this.gauges.jobs.set({ queue: name, state }, counts[state]);
+      }),
+    );
+  }
+
+  private gauge<L extends string>(name: string, help: string, labelNames: readonly L[]) {
+    return new Gauge<L>({ name, help, labelNames, registers: [this.registry] });
+  }
+
+  private counter<L extends string>(name: string, help: string, labelNames: readonly L[]) {
+    return new Counter<L>({ name, help, labelNames, registers: [this.registry] });
+  }
+
+  private histogram<L extends string>(
+    name: string,
+    help: string,
+    labelNames: readonly L[],
+    buckets: number[],
+  ) {
+    return new Histogram<L>({ name, help, labelNames, buckets, registers: [this.registry] });
   }
 }

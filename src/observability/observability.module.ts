@@ -1,15 +1,30 @@
-import { Module } from '@nestjs/common';
+import { Module, RequestMethod, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
 import { ProvidersModule } from '../providers/providers.module';
 import { SlotsModule } from '../slots/slots.module';
+import { VoiceDataModule } from '../voice/voice-data.module';
 import { HealthController } from './health.controller';
+import { HttpMetricsMiddleware } from './http-metrics.middleware';
 import { MetricsController } from './metrics.controller';
+import { MetricsRepository } from './metrics.repository';
 import { MetricsService } from './metrics.service';
+import { TracingLifecycle } from './tracing-lifecycle';
 
 @Module({
-  imports: [TerminusModule.forRoot({ logger: false }), SlotsModule, ProvidersModule],
+  imports: [
+    TerminusModule.forRoot({ logger: false }),
+    SlotsModule,
+    ProvidersModule,
+    VoiceDataModule,
+  ],
   controllers: [HealthController, MetricsController],
-  providers: [MetricsService],
+  providers: [MetricsService, MetricsRepository, TracingLifecycle],
   exports: [MetricsService],
 })
-export class ObservabilityModule {}
+export class ObservabilityModule implements NestModule {
+  configure(consumer: MiddlewareConsumer): void {
+    consumer
+      .apply(HttpMetricsMiddleware)
+      .forRoutes({ path: '{/*splat}', method: RequestMethod.ALL });
+  }
+}

@@ -3,6 +3,7 @@ import { PROVIDER_NAMES, type ProviderName } from '../config/app-config';
 import { AppConfig } from '../config/config.module';
 import { CartesiaProvider } from './cartesia.provider';
 import { ElevenLabsProvider } from './elevenlabs.provider';
+import { InstrumentedProvider, type ProviderCallObserver } from './instrumented-provider';
 import { startSandbox, type SandboxHandle } from './sandbox/sandbox-server';
 import { VoiceProvider } from './voice-provider.port';
 
@@ -15,6 +16,7 @@ export class ProviderRegistry implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(ProviderRegistry.name);
   private readonly adapters = new Map<ProviderName, VoiceProvider>();
   private sandbox: SandboxHandle | null = null;
+  private observer: ProviderCallObserver | null = null;
 
   constructor(private readonly config: AppConfig) {}
 
@@ -34,17 +36,25 @@ export class ProviderRegistry implements OnModuleInit, OnApplicationShutdown {
         settings.sandbox && this.sandbox ? this.sandbox.baseUrl(name) : settings.baseUrl;
       if (!baseUrl) continue;
       const apiKey = settings.apiKey ?? (settings.sandbox ? 'sandbox' : undefined);
-      this.adapters.set(
-        name,
+      const adapter =
         name === 'elevenlabs'
           ? new ElevenLabsProvider({ baseUrl, apiKey })
-          : new CartesiaProvider({ baseUrl, apiKey, version: this.config.CARTESIA_VERSION }),
+          : new CartesiaProvider({ baseUrl, apiKey, version: this.config.CARTESIA_VERSION });
+      // Every call gets a span and reaches the observer, whenever that registers.
+      this.adapters.set(
+        name,
+        new InstrumentedProvider(adapter, { onCall: (call) => this.observer?.onCall(call) }),
       );
     }
   }
 
   async onApplicationShutdown(): Promise<void> {
     await this.sandbox?.close();
+  }
+
+  /** Registers the one observer of provider calls (metrics); replaces any earlier one. */
+  setObserver(observer: ProviderCallObserver): void {
+    this.observer = observer;
   }
 
   enabled(): ProviderName[] {

@@ -2,6 +2,7 @@ import { BullModule } from '@nestjs/bull';
 import { Global, Module } from '@nestjs/common';
 import { AppConfig } from '../config/config.module';
 import { backoffDelayMs } from '../slots/backoff';
+import { QueueErrorsLogger } from './queue-errors.logger';
 import { QueueName, RETRY_BACKOFF } from './queues';
 
 const ALL_QUEUES = Object.values(QueueName);
@@ -21,12 +22,17 @@ const ALL_QUEUES = Object.values(QueueName);
           lockDuration: 30_000,
           stalledInterval: 15_000,
           maxStalledCount: 2,
-          backoffStrategies: { [RETRY_BACKOFF]: backoffDelayMs },
+          // Bull passes strategy options as a third argument; only the first two are ours.
+          backoffStrategies: {
+            [RETRY_BACKOFF]: (attemptsMade: number, err: Error) =>
+              backoffDelayMs(attemptsMade, err),
+          },
         },
       }),
     }),
     BullModule.registerQueue(...ALL_QUEUES.map((name) => ({ name }))),
   ],
+  providers: [QueueErrorsLogger],
   exports: [BullModule],
 })
 export class QueueModule {}

@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { ObservabilityModule } from '../observability/observability.module';
 import { ProvidersModule } from '../providers/providers.module';
 import { SlotsModule } from '../slots/slots.module';
 import { VoiceDataModule } from '../voice/voice-data.module';
@@ -8,7 +9,7 @@ import { ReclaimWorker } from './reclaim.worker';
 import { ReconcileService } from './reconcile.service';
 
 @Module({
-  imports: [SlotsModule, VoiceDataModule, ProvidersModule],
+  imports: [SlotsModule, VoiceDataModule, ProvidersModule, ObservabilityModule],
   providers: [ReclaimRepository, ReclaimService, ReclaimWorker, ReconcileService],
   exports: [ReclaimService, ReconcileService],
 })

@@ -1,5 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
+import { isUuid } from '../common/uuid';
 import type { ProviderName } from '../config/app-config';
+import { MetricsService } from '../observability/metrics.service';
 import { ProviderRegistry } from '../providers/provider-registry';
 import type { RemoteVoice } from '../providers/voice-provider.port';
 import { DispatcherService } from '../slots/dispatcher.service';
@@ -37,6 +39,7 @@ export class ReconcileService {
     private readonly voices: VoiceRepository,
     private readonly slots: SlotsRepository,
     private readonly dispatcher: DispatcherService,
+    private readonly metrics: MetricsService,
   ) {}
 
   async reconcile(provider: ProviderName): Promise<ReconcileReport> {
@@ -140,11 +143,8 @@ export class ReconcileService {
       requeued,
     };
     this.logger.log(report, 'reconciliation finished');
+    this.metrics.recordReconciliation(provider, report);
     this.dispatcher.nudge(provider);
     return report;
   }
-}
-
-function isUuid(s: string): boolean {
-  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s);
 }

@@ -60,7 +60,8 @@ export class SchedulerService implements OnApplicationBootstrap {
         name: 'sweep-pending',
         periodSeconds: tick * 3,
         run: async () => {
-          for (const id of await this.voices.stalePending(60, 100))
+          // A metadata job normally runs within seconds; six ticks without progress means it was lost.
+          for (const id of await this.voices.stalePending(tick * 6, 100))
             await this.voiceService.enqueueMetadata(id);
         },
       },

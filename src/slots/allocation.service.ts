@@ -17,6 +17,8 @@ export class RetryLaterError extends Error {
     readonly providerError: ProviderError,
     /** The earliest retry, read by the backoff strategy. */
     readonly retryAfterMs: number | null = providerError.retryAfterMs,
+    /** A deferral rather than a failure: retry after exactly this long (see backoff.ts). */
+    readonly fixedDelayMs?: number,
   ) {
     super(`retryable provider error: ${providerError.code}`);
   }
@@ -44,14 +46,24 @@ export class AllocationService {
     const lease = this.config.ALLOCATION_LEASE_SECONDS;
     const begun = await this.slots.beginAttempt(voiceId, fencingToken, lease);
     if (!begun) return 'stale';
-    const voice = await this.voices.findById(voiceId);
-    if (!voice) return 'stale';
+    const { voice } = begun;
     const ctx = {
       voiceId,
       userId: voice.userId,
       provider: voice.provider,
-      attempt: begun.attempts,
+      attempt: voice.attempts,
     };
+    if (
+      begun.breaker !== 'closed' &&
+      !(await this.slots.admitCall(
+        voice.provider,
+        voiceId,
+        this.config.BREAKER_COOLDOWN_SECONDS,
+        lease,
+      ))
+    ) {
+      return this.deferForBreaker(voice, fencingToken);
+    }
     // Keep the lease alive while a slow provider call runs, so the sweeper leaves us alone.
     const renew = setInterval(
       () => {
@@ -60,8 +72,9 @@ export class AllocationService {
       Math.max(1_000, (lease * 1000) / 3),
     );
     try {
-      const { remoteVoiceId, adopted } = await this.createOnce(voice, begun.remoteTries);
-      if (await this.slots.recordProviderSuccess(voice.provider)) {
+      const { remoteVoiceId, adopted } = await this.createOnce(voice, voice.remoteTries);
+      const breakerDirty = begun.breaker !== 'closed' || begun.breakerFailures > 0;
+      if (breakerDirty && (await this.slots.recordProviderSuccess(voice.provider))) {
         this.logger.log({ provider: voice.provider }, 'provider breaker closed');
         this.dispatcher.nudge(voice.provider);
       }
@@ -81,7 +94,7 @@ export class AllocationService {
         event: {
           type: adopted ? 'adopted' : 'ready',
           reason: adopted ? 'remote_adopted' : 'remote_created',
-          metadata: { remoteVoiceId, attempt: begun.attempts },
+          metadata: { remoteVoiceId, attempt: voice.attempts },
         },
       });
       if (!done) {
@@ -92,7 +105,7 @@ export class AllocationService {
       return adopted ? 'adopted' : 'ready';
     } catch (err) {
       if (!(err instanceof ProviderError)) throw err;
-      return this.onProviderError(voice, fencingToken, begun.attempts, err);
+      return this.onProviderError(voice, fencingToken, voice.attempts, err);
     } finally {
       clearInterval(renew);
     }
@@ -168,29 +181,8 @@ export class AllocationService {
           this.config.BREAKER_FAILURE_THRESHOLD,
         );
         if (breaker === 'open') {
-          // An outage is not this voice's fault: give the attempt back and wait out the
-          // cool-down. The voice keeps its slot, since a lost create may have made its remote voice.
-          const cooldownMs = this.config.BREAKER_COOLDOWN_SECONDS * 1000;
-          const kept = await this.voices.transition({
-            id: voice.id,
-            from: ['allocating'],
-            token,
-            to: 'allocating',
-            set: {
-              attempts: sql('GREATEST(v.attempts - 1, 0)'),
-              allocationLeaseExpiresAt: secondsFromNow(
-                this.config.BREAKER_COOLDOWN_SECONDS + this.config.ALLOCATION_LEASE_SECONDS + 60,
-              ),
-            },
-            event: {
-              type: 'attempt_failed',
-              reason: 'provider_retryable',
-              metadata: { ...errorInfo, breaker: 'open' },
-            },
-          });
-          this.logger.warn(ctx, 'provider breaker open; attempt given back');
-          if (!kept) return 'stale';
-          throw new RetryLaterError(err, Math.max(cooldownMs, err.retryAfterMs ?? 0));
+          this.logger.warn(ctx, 'provider breaker opened');
+          return this.deferForBreaker(voice, token, err);
         }
         if (attempt >= this.config.MAX_ATTEMPTS) {
           const failed = await this.failVoice(voice, token, 'attempts_exhausted', err, attempt);
@@ -218,6 +210,47 @@ export class AllocationService {
         return failed ? 'failed' : 'stale';
       }
     }
+  }
+
+  /**
+   * The provider's breaker is open: an outage is not this voice's fault, so the attempt is given
+   * back and the job waits out the cool-down. The voice keeps its claim and slot: a lost create
+   * may have made its remote voice, and the next try looks the key up first.
+   */
+  private async deferForBreaker(
+    voice: Voice,
+    token: string,
+    cause?: ProviderError,
+  ): Promise<'stale'> {
+    const cooldown = this.config.BREAKER_COOLDOWN_SECONDS;
+    const kept = await this.voices.transition({
+      id: voice.id,
+      from: ['allocating'],
+      token,
+      to: 'allocating',
+      set: {
+        attempts: sql('GREATEST(v.attempts - 1, 0)'),
+        allocationLeaseExpiresAt: secondsFromNow(
+          cooldown + this.config.ALLOCATION_LEASE_SECONDS + 60,
+        ),
+      },
+      event: {
+        type: 'attempt_failed',
+        reason: 'provider_retryable',
+        metadata: { code: cause?.code ?? 'breaker_open', breaker: 'open' },
+      },
+    });
+    if (!kept) return 'stale';
+    const error =
+      cause ??
+      new ProviderError(
+        voice.provider,
+        'retryable',
+        'breaker_open',
+        'The provider circuit breaker is open',
+      );
+    const delay = Math.max(cooldown * 1000, cause?.retryAfterMs ?? 0);
+    throw new RetryLaterError(error, delay, delay);
   }
 
   private async failVoice(

@@ -17,4 +17,21 @@ describe('backoffDelayMs', () => {
     const err = new ProviderError('elevenlabs', 'retryable', 'system_busy', 'busy', 429, 20_000);
     expect(backoffDelayMs(1, err, () => 1)).toBe(20_000);
   });
+
+  it('waits a deferral out at its fixed delay, however often it was deferred', () => {
+    expect(
+      backoffDelayMs(
+        40,
+        Object.assign(new Error('breaker open'), { fixedDelayMs: 2_000 }),
+        () => 0,
+      ),
+    ).toBe(2_000);
+    expect(
+      backoffDelayMs(
+        40,
+        Object.assign(new Error('breaker open'), { fixedDelayMs: 2_000 }),
+        () => 1,
+      ),
+    ).toBe(2_400);
+  });
 });

@@ -99,8 +99,9 @@ export class DispatcherService {
       opts: {
         // One job per (voice, claim): a duplicate add is a no-op in Bull.
         jobId: `${c.voiceId}:${c.fencingToken}`,
-        // Postgres counts attempts and decides failure; Bull only paces retries.
-        attempts: this.config.MAX_ATTEMPTS + 1,
+        // Postgres counts attempts and decides failure; Bull only paces retries, which an open
+        // breaker may defer many times without spending the voice's attempts.
+        attempts: 1_000,
         backoff: { type: RETRY_BACKOFF },
       },
     }));

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource, EntityManager } from 'typeorm';
 import type { ProviderName } from '../config/app-config';
+import { voiceFromRow, type Voice, type VoiceRow } from '../voice/voice';
 
 export interface ProviderCapacity {
   provider: ProviderName;
@@ -37,6 +38,14 @@ interface ProviderRow {
   breaker_state: BreakerState;
   breaker_opened_at: Date | null;
   breaker_probe_until: Date | null;
+  breaker_probe_voice: string | null;
+}
+
+/** Whether a provider call may go out now, under the provider's breaker. */
+export function probeDue(p: ProviderRow, cooldownSeconds: number, now = Date.now()): boolean {
+  return p.breaker_state === 'open'
+    ? (p.breaker_opened_at?.getTime() ?? 0) + cooldownSeconds * 1000 <= now
+    : (p.breaker_probe_until?.getTime() ?? 0) <= now;
 }
 
 export interface ClaimOptions {
@@ -132,12 +141,7 @@ export class SlotsRepository {
       let max = opts.max;
       if (p.breaker_state !== 'closed') {
         // Open: claim nothing until the cool-down passes, then let exactly one probe through.
-        const now = Date.now();
-        const probeDue =
-          p.breaker_state === 'open'
-            ? (p.breaker_opened_at?.getTime() ?? 0) + opts.breakerCooldownSeconds * 1000 <= now
-            : (p.breaker_probe_until?.getTime() ?? 0) <= now;
-        if (!probeDue) return [];
+        if (!probeDue(p, opts.breakerCooldownSeconds)) return [];
         max = 1;
       }
       const [{ n: held }]: { n: number }[] = await em.query(this.heldSql, [provider]);
@@ -174,11 +178,7 @@ export class SlotsRepository {
         [provider, take, opts.allocationLeaseSeconds],
       );
       if (rows.length && p.breaker_state !== 'closed') {
-        await em.query(
-          `UPDATE providers SET breaker_state = 'half_open',
-                  breaker_probe_until = now() + make_interval(secs => $2) WHERE name = $1`,
-          [provider, opts.allocationLeaseSeconds],
-        );
+        await this.startProbe(em, provider, rows[0].id, opts.allocationLeaseSeconds);
       }
       return rows.map((r) => ({
         voiceId: r.id,
@@ -263,16 +263,23 @@ export class SlotsRepository {
     voiceId: string,
     fencingToken: string,
     allocationLeaseSeconds: number,
-  ): Promise<{ attempts: number; remoteTries: number } | null> {
-    const rows: { attempts: number; remote_tries: number }[] = await this.ds.query(
-      `WITH u AS (UPDATE voices SET attempts = attempts + 1, remote_tries = remote_tries + 1,
+  ): Promise<{ voice: Voice; breaker: BreakerState; breakerFailures: number } | null> {
+    // One round trip: the fencing check, the counters, a fresh lease, the voice and the breaker.
+    const rows: (VoiceRow & { breaker: BreakerState; breaker_failures: number })[] =
+      await this.ds.query(
+        `WITH u AS (UPDATE voices SET attempts = attempts + 1, remote_tries = remote_tries + 1,
               allocation_lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
         WHERE id = $1 AND status = 'allocating' AND fencing_token = $2
-        RETURNING attempts, remote_tries)
-       SELECT * FROM u`,
-      [voiceId, fencingToken, allocationLeaseSeconds],
-    );
-    return rows.length ? { attempts: rows[0].attempts, remoteTries: rows[0].remote_tries } : null;
+        RETURNING *)
+       SELECT u.*, p.breaker_state AS breaker, p.breaker_failures FROM u JOIN providers p ON p.name = u.provider`,
+        [voiceId, fencingToken, allocationLeaseSeconds],
+      );
+    if (!rows.length) return null;
+    return {
+      voice: voiceFromRow(rows[0]),
+      breaker: rows[0].breaker,
+      breakerFailures: rows[0].breaker_failures,
+    };
   }
 
   /** Keeps the lease of a running allocation alive; false when the voice moved on. */
@@ -321,12 +328,49 @@ export class SlotsRepository {
     return rows[0].breaker_state;
   }
 
+  private async startProbe(
+    em: EntityManager,
+    provider: ProviderName,
+    voiceId: string,
+    seconds: number,
+  ) {
+    await em.query(
+      `UPDATE providers SET breaker_state = 'half_open', breaker_probe_voice = $2,
+              breaker_probe_until = now() + make_interval(secs => $3) WHERE name = $1`,
+      [provider, voiceId, seconds],
+    );
+  }
+
+  /**
+   * The breaker's gate for an allocation about to call its provider (the caller saw the breaker
+   * not closed): open and cooling down, or half-open with another voice probing, says no; once
+   * the cool-down has passed the first caller becomes the half-open probe.
+   */
+  async admitCall(
+    provider: ProviderName,
+    voiceId: string,
+    cooldownSeconds: number,
+    probeSeconds: number,
+  ): Promise<boolean> {
+    return this.ds.transaction(async (em: EntityManager) => {
+      const [p]: ProviderRow[] = await em.query(
+        `SELECT * FROM providers WHERE name = $1 FOR UPDATE`,
+        [provider],
+      );
+      if (p.breaker_state === 'closed') return true;
+      if (p.breaker_state === 'half_open' && p.breaker_probe_voice === voiceId) return true;
+      if (!probeDue(p, cooldownSeconds)) return false;
+      await this.startProbe(em, provider, voiceId, probeSeconds);
+      return true;
+    });
+  }
+
   /** A provider call succeeded: the breaker closes. Returns true when it was not closed. */
   async recordProviderSuccess(provider: ProviderName): Promise<boolean> {
     const rows: { was: BreakerState }[] = await this.ds.query(
       `WITH o AS (SELECT breaker_state AS was FROM providers WHERE name = $1),
        u AS (UPDATE providers SET breaker_failures = 0, breaker_state = 'closed',
-                    breaker_opened_at = NULL, breaker_probe_until = NULL
+                    breaker_opened_at = NULL, breaker_probe_until = NULL, breaker_probe_voice = NULL
               WHERE name = $1 AND (breaker_failures > 0 OR breaker_state <> 'closed') RETURNING name)
        SELECT was FROM o WHERE EXISTS (SELECT 1 FROM u)`,
       [provider],

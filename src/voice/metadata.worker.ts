@@ -9,7 +9,7 @@ import type { Job, Queue } from 'bull';
 import { AppConfig } from '../config/config.module';
 import { hasRole } from '../config/roles';
 import { JobName, QueueName, type JobPayloads } from '../queue/queues';
-import { withTraceCarrier } from '../queue/trace-context';
+import { runJob } from '../observability/job-context';
 import { MetadataService } from './metadata.service';
 
 /** The worker role's metadata processor; thin by design, the service is idempotent. */
@@ -30,14 +30,15 @@ export class MetadataWorker implements OnApplicationBootstrap, BeforeApplication
       JobName.ExtractMetadata,
       4,
       async (job: Job<JobPayloads[JobName.ExtractMetadata]>) => {
-        await withTraceCarrier(job.data.trace, () => this.metadata.extract(job.data.voiceId));
+        await runJob(job, () => this.metadata.extract(job.data.voiceId));
       },
     );
     this.started = true;
     this.logger.log('metadata worker started');
   }
 
+  /** Stop taking jobs and wait for the running ones; the queue stays open for adds (uploads). */
   async beforeApplicationShutdown(): Promise<void> {
-    if (this.started) await this.queue.close();
+    if (this.started) await this.queue.pause(true);
   }
 }

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { AppConfig } from '../config/config.module';
+import { InstrumentedSampleStorage } from '../observability/instrumented-sample-storage';
 import { LocalSampleStorage } from './local-sample-storage';
 import { S3SampleStorage } from './s3-sample-storage';
 import { SampleStorage } from './sample-storage.port';
@@ -12,15 +13,19 @@ import { VoiceRepository } from './voice.repository';
     {
       provide: SampleStorage,
       inject: [AppConfig],
+      // Wrapped for a span per operation and a failure count (src/observability).
       useFactory: (config: AppConfig): SampleStorage =>
-        config.STORAGE_DRIVER === 's3'
-          ? new S3SampleStorage({
-              bucket: config.S3_BUCKET ?? '',
-              region: config.S3_REGION,
-              endpoint: config.S3_ENDPOINT,
-              forcePathStyle: config.S3_FORCE_PATH_STYLE,
-            })
-          : new LocalSampleStorage(config.STORAGE_DIR),
+        new InstrumentedSampleStorage(
+          config.STORAGE_DRIVER === 's3'
+            ? new S3SampleStorage({
+                bucket: config.S3_BUCKET ?? '',
+                region: config.S3_REGION,
+                endpoint: config.S3_ENDPOINT,
+                forcePathStyle: config.S3_FORCE_PATH_STYLE,
+              })
+            : new LocalSampleStorage(config.STORAGE_DIR),
+          config.STORAGE_DRIVER,
+        ),
     },
   ],
   exports: [VoiceRepository, SampleStorage],

@@ -1,4 +1,9 @@
-import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import {
+  Injectable,
+  Logger,
+  type BeforeApplicationShutdown,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
 import { Client } from 'pg';
 import { AppConfig } from '../config/config.module';
 import type { VoiceStatus } from './voice-status';
@@ -12,7 +17,7 @@ type Waiter = (status: VoiceStatus | null) => void;
  * One connection per replica, opened on the first wait.
  */
 @Injectable()
-export class VoiceEventsListener implements OnApplicationShutdown {
+export class VoiceEventsListener implements BeforeApplicationShutdown, OnApplicationShutdown {
   private readonly logger = new Logger(VoiceEventsListener.name);
   private client: Client | null = null;
   private connecting: Promise<void> | null = null;
@@ -73,8 +78,12 @@ export class VoiceEventsListener implements OnApplicationShutdown {
     return { wait, cancel };
   }
 
-  async onApplicationShutdown(): Promise<void> {
+  /** Long-polling activations answer now, so the HTTP server can close without waiting them out. */
+  beforeApplicationShutdown(): void {
     for (const set of this.waiters.values()) for (const w of [...set]) w(null);
+  }
+
+  async onApplicationShutdown(): Promise<void> {
     await this.client?.end().catch(() => undefined);
   }
 }

@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import type { ProviderName } from '../config/app-config';
 import { AppConfig } from '../config/config.module';
 import { ApiError } from '../common/problem';
+import { isUuid } from '../common/uuid';
 import { ProviderRegistry } from '../providers/provider-registry';
 import { JobName, QueueName, type JobPayloads } from '../queue/queues';
 import { currentTraceCarrier } from '../queue/trace-context';
@@ -74,7 +75,8 @@ export class VoiceService {
             provider: upload.fields.provider,
             language: upload.fields.language ?? null,
             sampleKey: upload.stored.key,
-            sampleContentType: upload.clientContentType,
+            // What the bytes are, not what the client claimed: providers get the sniffed type.
+            sampleContentType: upload.audio.contentType,
             sampleFilename: upload.clientFilename.slice(0, 200),
             sampleSizeBytes: upload.stored.sizeBytes,
             sampleSha256: upload.stored.sha256,
@@ -312,13 +314,14 @@ function encodeCursor(v: Voice): string {
 
 function decodeCursor(cursor: string): { createdAt: Date; id: string } {
   try {
-    const [at, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [
-      string,
-      string,
-    ];
-    const createdAt = new Date(at);
-    if (Number.isNaN(createdAt.getTime()) || !/^[0-9a-f-]{36}$/.test(id))
+    const decoded: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    const [at, id] = Array.isArray(decoded) ? (decoded as unknown[]) : [];
+    const createdAt = new Date(typeof at === 'string' ? at : NaN);
+    const year = createdAt.getUTCFullYear();
+    // Anything a cursor of ours cannot hold is refused here rather than by Postgres.
+    if (Number.isNaN(year) || year < 1970 || year > 9999 || !isUuid(id)) {
       throw new Error('bad cursor');
+    }
     return { createdAt, id };
   } catch {
     throw new ApiError(422, 'validation_failed', 'cursor is invalid');

@@ -24,6 +24,7 @@ import type { Request, Response } from 'express';
 import { CurrentUser, RequireScopes } from '../auth/auth.guard';
 import type { Principal } from '../auth/auth.service';
 import { ApiError } from '../common/problem';
+import { RateLimit } from '../common/rate-limit';
 import {
   ActivateQuery,
   ListVoicesQuery,
@@ -47,6 +48,7 @@ export class VoicesController {
   @Post()
   @HttpCode(202)
   @RequireScopes('voices:write')
+  @RateLimit('uploads')
   @ApiOperation({
     summary: 'Upload a voice sample; it is analysed, queued and cloned when a slot frees',
   })
@@ -86,6 +88,7 @@ export class VoicesController {
 
   @Post(':id/activate')
   @RequireScopes('voices:write')
+  @RateLimit('activations')
   @ApiOperation({
     summary:
       'Get a ready remote voice id: 200 when ready (lease extended), 202 while waiting for a slot',

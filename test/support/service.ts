@@ -123,6 +123,15 @@ export class ServiceProcess {
     throw new Error(`service not ready in ${timeoutMs} ms:\n${this.output}`);
   }
 
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  /** Sends a signal without waiting (SIGSTOP/SIGCONT to freeze a worker mid-call). */
+  signal(signal: NodeJS.Signals): void {
+    this.child.kill(signal);
+  }
+
   /** SIGTERM and wait for a clean exit; returns the exit code. */
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return this.child.exitCode;

@@ -30,6 +30,7 @@ export class InitialSchema1764489600000 implements MigrationInterface {
         breaker_failures int NOT NULL DEFAULT 0,
         breaker_opened_at timestamptz,
         breaker_probe_until timestamptz,
+        breaker_probe_voice uuid,
         updated_at timestamptz NOT NULL DEFAULT now()
       )`);
     await q.query(`INSERT INTO providers (name) VALUES ('elevenlabs'), ('cartesia')`);

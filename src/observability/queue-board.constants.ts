@@ -1,0 +1,2 @@
+/** Where Bull Board is mounted (admins only). */
+export const QUEUE_BOARD_ROUTE = '/admin/queues';

@@ -1,0 +1,230 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { join, resolve } from 'node:path';
+import { RedisThrottlerStorage } from '../src/common/redis-throttler.storage';
+import type { AppConfig } from '../src/config/config.module';
+import { ApiClient } from './support/api';
+import { storedFiles, voiceRows } from './support/hostile';
+import { ServiceProcess, TestWorld } from './support/service';
+
+const ROOT = resolve(__dirname, '..');
+const REDIS = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const DEV_JWT_SECRET = 'dev-only-insecure-secret-change-me';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Runs the built service until it exits by itself (or is killed after `timeoutMs`). */
+function runService(
+  env: Record<string, string>,
+  timeoutMs = 15_000,
+): Promise<{ code: number | null; output: string }> {
+  const child = spawn(process.execPath, [join(ROOT, 'dist/main.js')], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  return new Promise((res) =>
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      res({ code, output });
+    }),
+  );
+}
+
+describe('the Redis throttler storage', () => {
+  const prefix = `vs-throttle-${randomBytes(4).toString('hex')}`;
+  const stores: RedisThrottlerStorage[] = [];
+  const store = (redisUrl = REDIS) => {
+    const s = new RedisThrottlerStorage({ QUEUE_PREFIX: prefix, REDIS_URL: redisUrl } as AppConfig);
+    stores.push(s);
+    return s;
+  };
+
+  afterAll(async () => {
+    const { Redis } = await import('ioredis');
+    const redis = new Redis(REDIS);
+    const keys = await redis.keys(`${prefix}:*`);
+    if (keys.length) await redis.del(...keys);
+    redis.disconnect();
+    await Promise.all(stores.map((s) => s.onApplicationShutdown()));
+  });
+
+  it('counts up to the limit, then blocks for blockDuration without counting, then starts afresh', async () => {
+    const s = store();
+    const hits = [];
+    for (let i = 0; i < 3; i++) hits.push(await s.increment('k1', 60_000, 3, 700, 'uploads'));
+    expect(hits.map((h) => [h.totalHits, h.isBlocked])).toEqual([
+      [1, false],
+      [2, false],
+      [3, false],
+    ]);
+    expect(hits[0].timeToExpire).toBe(60);
+    const blocked = await s.increment('k1', 60_000, 3, 700, 'uploads');
+    expect(blocked).toMatchObject({ totalHits: 4, isBlocked: true, timeToBlockExpire: 1 });
+    const still = await s.increment('k1', 60_000, 3, 700, 'uploads');
+    expect(still).toMatchObject({ totalHits: 4, isBlocked: true });
+    await sleep(800);
+    expect(await s.increment('k1', 60_000, 3, 700, 'uploads')).toMatchObject({
+      totalHits: 1,
+      isBlocked: false,
+    });
+  });
+
+  it('without a block duration, refuses over the limit until the window ends', async () => {
+    const s = store();
+    for (let i = 0; i < 2; i++) await s.increment('k2', 600, 2, 0, 'uploads');
+    expect(await s.increment('k2', 600, 2, 0, 'uploads')).toMatchObject({
+      totalHits: 2,
+      isBlocked: true,
+    });
+    await sleep(700);
+    expect(await s.increment('k2', 600, 2, 0, 'uploads')).toMatchObject({
+      totalHits: 1,
+      isBlocked: false,
+    });
+  });
+
+  it('is atomic and shared: two replicas racing admit exactly the limit', async () => {
+    const [a, b] = [store(), store()];
+    const results = await Promise.all(
+      Array.from({ length: 60 }, (_, i) =>
+        (i % 2 ? a : b).increment('k3', 60_000, 25, 60_000, 'x'),
+      ),
+    );
+    expect(results.filter((r) => !r.isBlocked)).toHaveLength(25);
+  });
+
+  it('keeps limits apart per key and per throttler', async () => {
+    const s = store();
+    await s.increment('k4', 60_000, 1, 60_000, 'uploads');
+    expect((await s.increment('k4', 60_000, 1, 60_000, 'uploads')).isBlocked).toBe(true);
+    expect((await s.increment('k4', 60_000, 1, 60_000, 'activations')).isBlocked).toBe(false);
+    expect((await s.increment('k5', 60_000, 1, 60_000, 'uploads')).isBlocked).toBe(false);
+  });
+
+  it('lets requests through, quickly, when Redis cannot be reached', async () => {
+    const s = store('redis://127.0.0.1:9');
+    const started = Date.now();
+    for (let i = 0; i < 5; i++) {
+      expect((await s.increment('k6', 60_000, 1, 60_000, 'uploads')).isBlocked).toBe(false);
+    }
+    expect(Date.now() - started).toBeLessThan(8_000);
+  });
+});
+
+describe('rate limits on two replicas', () => {
+  const world = new TestWorld();
+  let replicas: ServiceProcess[];
+  const UPLOADS = 3;
+  const ACTIVATIONS = 4;
+
+  beforeAll(async () => {
+    const env = {
+      RATE_LIMIT_UPLOADS_PER_MINUTE: String(UPLOADS),
+      RATE_LIMIT_ACTIVATIONS_PER_MINUTE: String(ACTIVATIONS),
+      LOG_LEVEL: 'error',
+    };
+    // One full replica first (it migrates), then an API-only one beside it.
+    const first = await world.start(env);
+    replicas = [first, await world.start({ ...env, APP_ROLES: 'api' })];
+  }, 60_000);
+
+  afterAll(() => world.dispose(), 30_000);
+
+  const as = (user: string, replica: number) => new ApiClient(replicas[replica].url, user);
+
+  it('limits uploads per user across replicas, answering 429 rate_limited with Retry-After', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < UPLOADS; i++) statuses.push((await as('alice', i % 2).upload()).status);
+    expect(statuses).toEqual([202, 202, 202]);
+    const rowsBefore = (await voiceRows(world)).length;
+
+    for (const replica of [0, 1]) {
+      const limited = await as('alice', replica).upload();
+      expect(limited.status).toBe(429);
+      expect(limited.headers.get('content-type')).toContain('application/problem+json');
+      expect(limited.body).toMatchObject({ status: 429, code: 'rate_limited' });
+      const retryAfter = Number(limited.headers.get('retry-after'));
+      expect(Number.isInteger(retryAfter)).toBe(true);
+      expect(retryAfter).toBeGreaterThanOrEqual(1);
+      expect(retryAfter).toBeLessThanOrEqual(60);
+    }
+    // A refused upload stored nothing.
+    expect((await voiceRows(world)).length).toBe(rowsBefore);
+    expect(storedFiles(world)).toHaveLength(rowsBefore);
+
+    // Another user has a budget of their own, and reads are not limited.
+    expect((await as('bob', 1).upload()).status).toBe(202);
+    expect((await as('alice', 0).request('GET', '/v1/voices')).status).toBe(200);
+  });
+
+  it('limits activations per user across replicas, and not another user', async () => {
+    const carol = as('carol', 0);
+    const up = await carol.upload();
+    expect(up.status).toBe(202);
+    const dave = as('dave', 1);
+    const daveUp = await dave.upload();
+    const statuses: number[] = [];
+    for (let i = 0; i < ACTIVATIONS; i++) {
+      statuses.push(
+        (await as('carol', i % 2).request('POST', `/v1/voices/${up.body.id}/activate`)).status,
+      );
+    }
+    expect(statuses.every((s) => s === 200 || s === 202)).toBe(true);
+    const limited = await as('carol', 1).request('POST', `/v1/voices/${up.body.id}/activate`);
+    expect(limited.status).toBe(429);
+    expect(limited.body.code).toBe('rate_limited');
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    // Still allowed: another user's activations, and the limited user's reads.
+    const other = await dave.request('POST', `/v1/voices/${daveUp.body.id}/activate`);
+    expect([200, 202]).toContain(other.status);
+    expect((await carol.request('GET', `/v1/voices/${up.body.id}`)).status).toBe(200);
+  });
+});
+
+describe('a production start', () => {
+  const world = new TestWorld();
+  afterAll(() => world.dispose(), 30_000);
+
+  const base = () => ({ ...world.env(), NODE_ENV: 'production', PORT: '0' });
+
+  it('is refused with a weak configuration, with a message naming the variable', async () => {
+    const without = (name: string, env: Record<string, string>) => {
+      const copy = { ...env };
+      delete copy[name];
+      return copy;
+    };
+    const cases: Array<[string, Record<string, string>, RegExp]> = [
+      ['no AUTH_JWT_SECRET', without('AUTH_JWT_SECRET', base()), /AUTH_JWT_SECRET/],
+      ['the development secret', { ...base(), AUTH_JWT_SECRET: DEV_JWT_SECRET }, /AUTH_JWT_SECRET/],
+      [
+        'a JWKS without issuer or audience',
+        { ...base(), AUTH_JWKS_URL: 'https://id.example/jwks.json' },
+        /AUTH_ISSUER[\s\S]*AUTH_AUDIENCE/,
+      ],
+    ];
+    // Side by side: each exits by itself once its configuration is read (loading takes seconds).
+    const runs = await Promise.all(cases.map(([, env]) => runService(env, 60_000)));
+    runs.forEach(({ code, output }, i) => {
+      const [label, , message] = cases[i];
+      expect({ label, code: code === null || code === 0 ? code : 'non-zero' }).toEqual({
+        label,
+        code: 'non-zero',
+      });
+      expect(output).toMatch(message);
+      expect(output).toMatch(/Invalid configuration/);
+      expect(output).not.toMatch(/voice-slots listening/);
+    });
+  }, 80_000);
+
+  it('does not turn the provider sandbox on by itself', async () => {
+    const service = await world.start({ NODE_ENV: 'production', LOG_LEVEL: 'error' });
+    const res = await new ApiClient(service.url, 'alice').upload({ provider: 'elevenlabs' });
+    expect(res.status).toBe(422);
+    expect(res.body.code).toBe('provider_unavailable');
+    expect(storedFiles(world)).toEqual([]);
+  }, 40_000);
+});
