@@ -8,6 +8,7 @@ import { CapacityService } from '../slots/capacity.service';
 import { DispatcherService } from '../slots/dispatcher.service';
 import { SlotsRepository } from '../slots/slots.repository';
 import { SweeperService } from '../slots/sweeper.service';
+import { IdempotencyRepository } from '../voice/idempotency.repository';
 import { VoiceRepository } from '../voice/voice.repository';
 import { VoiceService } from '../voice/voice.service';
 
@@ -37,6 +38,7 @@ export class SchedulerService implements OnApplicationBootstrap {
     private readonly voices: VoiceRepository,
     private readonly voiceService: VoiceService,
     private readonly reclaim: ReclaimService,
+    private readonly idempotency: IdempotencyRepository,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -81,6 +83,11 @@ export class SchedulerService implements OnApplicationBootstrap {
         periodSeconds: this.config.RECONCILE_INTERVAL_SECONDS,
         run: () =>
           Promise.all(this.providers.enabled().map((p) => this.capacity.requestReconcile(p))),
+      },
+      {
+        name: 'purge-idempotency-keys',
+        periodSeconds: 3600,
+        run: () => this.idempotency.purgeExpired(),
       },
       {
         name: 'refresh-accounts',

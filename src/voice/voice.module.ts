@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { ProvidersModule } from '../providers/providers.module';
 import { SlotsModule } from '../slots/slots.module';
+import { IdempotencyRepository } from './idempotency.repository';
 import { LastUseRecorder } from './last-use.recorder';
 import { MetadataService } from './metadata.service';
 import { MetadataWorker } from './metadata.worker';
@@ -18,7 +19,8 @@ import { VoiceService } from './voice.service';
     MetadataWorker,
     VoiceEventsListener,
     LastUseRecorder,
+    IdempotencyRepository,
   ],
-  exports: [VoiceService, VoiceDataModule],
+  exports: [VoiceService, VoiceDataModule, IdempotencyRepository],
 })
 export class VoiceModule {}

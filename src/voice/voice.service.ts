@@ -1,6 +1,7 @@
 import { InjectQueue } from '@nestjs/bull';
 import { Injectable, Logger } from '@nestjs/common';
 import type { Queue } from 'bull';
+import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { ProviderName } from '../config/app-config';
@@ -12,8 +13,10 @@ import { JobName, QueueName, type JobPayloads } from '../queue/queues';
 import { currentTraceCarrier } from '../queue/trace-context';
 import { CapacityService } from '../slots/capacity.service';
 import { DispatcherService } from '../slots/dispatcher.service';
+import { IdempotencyRepository } from './idempotency.repository';
 import { LastUseRecorder } from './last-use.recorder';
 import { UploadService } from './upload.service';
+import { toVoiceDto, type VoiceDto } from './voice.dto';
 import type { Voice } from './voice';
 import { VoiceEventsListener } from './voice-events.listener';
 import type { VoiceStatus } from './voice-status';
@@ -22,6 +25,12 @@ import { secondsFromNow, sql, VoiceRepository, type QueueInfo } from './voice.re
 export interface VoiceView {
   voice: Voice;
   queue: QueueInfo | null;
+}
+
+export interface UploadResult {
+  /** True when this answers an earlier request with the same Idempotency-Key. */
+  replayed: boolean;
+  response: VoiceDto;
 }
 
 export interface ActivationResult extends VoiceView {
@@ -42,16 +51,48 @@ export class VoiceService {
     private readonly capacity: CapacityService,
     private readonly listener: VoiceEventsListener,
     private readonly lastUse: LastUseRecorder,
+    private readonly idempotency: IdempotencyRepository,
     @InjectQueue(QueueName.Metadata) private readonly metadataQueue: Queue,
   ) {}
 
-  async upload(userId: string, headers: IncomingHttpHeaders, body: Readable): Promise<VoiceView> {
-    // A cheap early refusal before any byte is stored; the admission below is the strict check.
-    if ((await this.voices.pendingCount(userId)) >= this.config.USER_MAX_PENDING) {
+  /**
+   * Accepts an upload. With an Idempotency-Key (Stripe's semantics, per user, kept 24 h): a replay
+   * of the same request answers the first response without creating anything; the same key with
+   * a different request answers 422 idempotency_key_reused; concurrent identical requests create
+   * one voice. A request that failed leaves no key behind, so the client may retry it.
+   */
+  async upload(
+    userId: string,
+    headers: IncomingHttpHeaders,
+    body: Readable,
+    idempotencyKey?: string,
+  ): Promise<UploadResult> {
+    if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) {
+      body.resume();
+      throw new ApiError(
+        422,
+        'validation_failed',
+        'Idempotency-Key must be 1-255 visible ASCII characters',
+      );
+    }
+    const known = idempotencyKey ? await this.idempotency.find(userId, idempotencyKey) : null;
+    // A cheap early refusal before any byte is stored (replays are answered, not refused); the
+    // admission below is the strict check.
+    if (!known && (await this.voices.pendingCount(userId)) >= this.config.USER_MAX_PENDING) {
       body.resume();
       throw this.pendingLimit();
     }
     const upload = await this.uploads.receive(headers, body);
+    const fingerprint = createHash('sha256')
+      .update(
+        JSON.stringify([
+          upload.fields.name,
+          upload.fields.provider,
+          upload.fields.language ?? null,
+          upload.stored.sha256,
+        ]),
+      )
+      .digest('hex');
     if (!this.providers.has(upload.fields.provider)) {
       await this.uploads.discard(upload.stored.key, null);
       throw new ApiError(
@@ -60,14 +101,15 @@ export class VoiceService {
         `Provider ${upload.fields.provider} is not enabled`,
       );
     }
-    const voice = await this.voices
-      .transaction(async (em) => {
+    let created: Voice;
+    try {
+      created = await this.voices.transaction(async (em) => {
         if (
           (await this.voices.lockUserAndCountWaiting(userId, em)) >= this.config.USER_MAX_PENDING
         ) {
           throw this.pendingLimit();
         }
-        return this.voices.insertPending(
+        const voice = await this.voices.insertPending(
           {
             id: upload.voiceId,
             userId,
@@ -84,17 +126,38 @@ export class VoiceService {
           },
           em,
         );
-      })
-      .catch(async (err: unknown) => {
-        await this.uploads.discard(upload.stored.key, null);
-        throw err;
+        if (
+          idempotencyKey &&
+          !(await this.idempotency.claim(em, userId, idempotencyKey, {
+            fingerprint,
+            voiceId: voice.id,
+            response: toVoiceDto(voice, null),
+          }))
+        ) {
+          throw new KeyTaken();
+        }
+        return voice;
       });
+    } catch (err) {
+      await this.uploads.discard(upload.stored.key, null);
+      if (!(err instanceof KeyTaken) || !idempotencyKey) throw err;
+      // Another request with this key committed first: replay it, or refuse a different request.
+      const first = await this.idempotency.find(userId, idempotencyKey);
+      if (!first) throw new ApiError(409, 'idempotency_conflict', 'Retry the request');
+      if (first.fingerprint !== fingerprint) throw keyReused();
+      return { replayed: true, response: first.response as VoiceDto };
+    }
     this.logger.log(
-      { voiceId: voice.id, userId, provider: voice.provider, sizeBytes: voice.sample.sizeBytes },
+      {
+        voiceId: created.id,
+        userId,
+        provider: created.provider,
+        sizeBytes: created.sample.sizeBytes,
+      },
       'voice uploaded',
     );
-    await this.enqueueMetadata(voice.id);
-    return { voice, queue: null };
+    await this.enqueueMetadata(created.id);
+    return { replayed: false, response: toVoiceDto(created, null) };
   }
 
   private pendingLimit(): ApiError {
@@ -302,6 +365,17 @@ export class VoiceService {
     );
     return deleted;
   }
+}
+
+/** The idempotency key was committed by another request first (rolls the voice insert back). */
+class KeyTaken extends Error {}
+
+function keyReused(): ApiError {
+  return new ApiError(
+    422,
+    'idempotency_key_reused',
+    'This Idempotency-Key was used with a different request; use a new key for a new upload',
+  );
 }
 
 function notFound(): ApiError {

@@ -56,9 +56,15 @@ export class VoicesController {
   @ApiBody({ type: UploadVoiceDto })
   @ApiHeader({ name: 'Idempotency-Key', required: false })
   @ApiAcceptedResponse({ type: VoiceDto })
-  async upload(@CurrentUser() user: Principal, @Req() req: Request): Promise<VoiceDto> {
-    const { voice, queue } = await this.voices.upload(user.userId, req.headers, req);
-    return toVoiceDto(voice, queue);
+  async upload(
+    @CurrentUser() user: Principal,
+    @Req() req: Request,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<VoiceDto> {
+    const key = req.header('idempotency-key');
+    const result = await this.voices.upload(user.userId, req.headers, req, key);
+    if (result.replayed) res.setHeader('Idempotent-Replayed', 'true');
+    return result.response;
   }
 
   @Get()
