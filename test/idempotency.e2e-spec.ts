@@ -62,7 +62,7 @@ describe('upload idempotency', () => {
     const bob = new ApiClient(service.url, 'bob');
     const answers = await Promise.all(Array.from({ length: 6 }, () => upload(bob, 'key-race')));
     expect(answers.map((a) => a.status)).toEqual(Array(6).fill(202));
-    expect(new Set(answers.map((a) => a.body.id)).size).toBe(1);
+    expect(new Set(answers.map((a) => String(a.body.id))).size).toBe(1);
     expect(await voiceCount('bob')).toBe(1);
   });
 

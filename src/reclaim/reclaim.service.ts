@@ -8,6 +8,7 @@ import { JobName, QueueName, type JobPayloads } from '../queue/queues';
 import { DispatcherService } from '../slots/dispatcher.service';
 import { VoiceRepository } from '../voice/voice.repository';
 import { ReclaimRepository, type Victim, type VictimPolicy } from './reclaim.repository';
+import { addLogContext } from '../observability/log-context';
 
 const RECLAIM_BATCH = 50;
 
@@ -109,6 +110,7 @@ export class ReclaimService implements OnModuleInit {
   /** The job: delete the remote voice (already gone counts as deleted), then mark it reclaimed. */
   async complete(voiceId: string, fencingToken: string): Promise<boolean> {
     const voice = await this.voices.findById(voiceId);
+    if (voice) addLogContext({ userId: voice.userId, provider: voice.provider });
     if (!voice || voice.status !== 'reclaiming' || voice.fencingToken !== fencingToken)
       return false;
     if (voice.remoteVoiceId)

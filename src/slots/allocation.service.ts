@@ -8,6 +8,7 @@ import { secondsFromNow, sql, VoiceRepository } from '../voice/voice.repository'
 import { CapacityService } from './capacity.service';
 import { DispatcherService } from './dispatcher.service';
 import { SlotsRepository } from './slots.repository';
+import { addLogContext } from '../observability/log-context';
 
 export type AllocationOutcome = 'ready' | 'adopted' | 'stale' | 'requeued' | 'failed';
 
@@ -47,6 +48,8 @@ export class AllocationService {
     const begun = await this.slots.beginAttempt(voiceId, fencingToken, lease);
     if (!begun) return 'stale';
     const { voice } = begun;
+    // Every line of this job now names the voice's user and provider.
+    addLogContext({ userId: voice.userId, provider: voice.provider });
     const ctx = {
       voiceId,
       userId: voice.userId,

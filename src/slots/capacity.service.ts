@@ -9,6 +9,7 @@ import { SampleStorage } from '../voice/sample-storage.port';
 import { VoiceRepository } from '../voice/voice.repository';
 import { DispatcherService } from './dispatcher.service';
 import { SlotsRepository } from './slots.repository';
+import { addLogContext } from '../observability/log-context';
 
 /** Keeps the slot pool's numbers true: account limits, foreign voices, remote clean-ups. */
 @Injectable()
@@ -76,6 +77,7 @@ export class CapacityService {
    */
   async cleanup(voiceId: string): Promise<void> {
     const voice = await this.voices.findById(voiceId);
+    if (voice) addLogContext({ userId: voice.userId, provider: voice.provider });
     if (!voice) return;
     // Only for voices that gave up their slot: a voice queued or allocating again (an admin
     // retry) may be creating a remote voice under the same key right now.

@@ -5,6 +5,7 @@ import { probeAudio, UnreadableAudioError } from './audio-probe';
 import { SampleStorage } from './sample-storage.port';
 import type { VoiceEventReason } from './voice-status';
 import { VoiceRepository } from './voice.repository';
+import { addLogContext } from '../observability/log-context';
 
 /** Reads a pending voice's sample, validates it, and queues it (or fails it with the reason). */
 @Injectable()
@@ -20,6 +21,7 @@ export class MetadataService {
 
   async extract(voiceId: string): Promise<void> {
     const voice = await this.voices.findById(voiceId);
+    if (voice) addLogContext({ userId: voice.userId, provider: voice.provider });
     // A duplicate or late job for a voice that moved on is a no-op.
     if (!voice || voice.status !== 'pending') return;
     const log = { voiceId, userId: voice.userId, provider: voice.provider };
