@@ -12,6 +12,8 @@ export default tseslint.config(
       'bench/results/**',
       'eslint.config.mjs',
       'jest.config.js',
+      'scripts/**',
+      'bench/dist/**',
     ],
   },
   js.configs.recommended,
