@@ -1,5 +1,6 @@
 import { startSandbox, type SandboxHandle } from '../src/providers/sandbox/sandbox-server';
 import { ApiClient } from './support/api';
+import { sandboxEnv } from './support/sandbox-env';
 import { ServiceProcess, TestWorld } from './support/service';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -19,10 +20,7 @@ describe('admin routes, dead letters and reconciliation', () => {
   beforeAll(async () => {
     sandbox = await startSandbox({ port: 0, voiceLimit: { elevenlabs: 5, cartesia: 5 } });
     service = await world.start({
-      ELEVENLABS_BASE_URL: sandbox.baseUrl('elevenlabs'),
-      ELEVENLABS_API_KEY: 'k',
-      CARTESIA_BASE_URL: sandbox.baseUrl('cartesia'),
-      CARTESIA_API_KEY: 'k',
+      ...sandboxEnv(sandbox),
       MAX_ATTEMPTS: '2',
       BREAKER_FAILURE_THRESHOLD: '100',
     });

@@ -1,5 +1,6 @@
 import { startSandbox, type SandboxHandle } from '../src/providers/sandbox/sandbox-server';
 import { ApiClient } from './support/api';
+import { sandboxEnv } from './support/sandbox-env';
 import { ServiceProcess, TestWorld } from './support/service';
 import { makeToken } from './support/token';
 
@@ -16,10 +17,7 @@ describe('circuit breaker per provider', () => {
   beforeAll(async () => {
     sandbox = await startSandbox({ port: 0, voiceLimit: { elevenlabs: 10, cartesia: 10 } });
     service = await world.start({
-      ELEVENLABS_BASE_URL: sandbox.baseUrl('elevenlabs'),
-      ELEVENLABS_API_KEY: 'k',
-      CARTESIA_BASE_URL: sandbox.baseUrl('cartesia'),
-      CARTESIA_API_KEY: 'k',
+      ...sandboxEnv(sandbox),
       CARTESIA_SLOT_LIMIT: '10',
       BREAKER_FAILURE_THRESHOLD: '3',
       BREAKER_COOLDOWN_SECONDS: '2',

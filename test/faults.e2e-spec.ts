@@ -1,5 +1,6 @@
 import { startSandbox, type SandboxHandle } from '../src/providers/sandbox/sandbox-server';
 import { ApiClient } from './support/api';
+import { sandboxEnv } from './support/sandbox-env';
 import { ServiceProcess, TestWorld } from './support/service';
 import { PrivateRedis } from './support/redis-server';
 import { makeToken } from './support/token';
@@ -29,10 +30,7 @@ describe('faults lose nothing and duplicate nothing', () => {
     });
     env = {
       REDIS_URL: redis.url,
-      ELEVENLABS_BASE_URL: sandbox.baseUrl('elevenlabs'),
-      ELEVENLABS_API_KEY: 'k',
-      CARTESIA_BASE_URL: sandbox.baseUrl('cartesia'),
-      CARTESIA_API_KEY: 'k',
+      ...sandboxEnv(sandbox),
       CARTESIA_SLOT_LIMIT: String(limits.cartesia),
       ALLOCATION_LEASE_SECONDS: '3',
       ACTIVATION_LEASE_SECONDS: '2',

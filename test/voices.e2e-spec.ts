@@ -3,6 +3,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startSandbox, type SandboxHandle } from '../src/providers/sandbox/sandbox-server';
 import { ApiClient } from './support/api';
+import { sandboxEnv } from './support/sandbox-env';
 import { ServiceProcess, TestWorld } from './support/service';
 import { makeToken } from './support/token';
 import { makeWav } from './support/wav';
@@ -22,10 +23,7 @@ describe('voices end to end', () => {
   beforeAll(async () => {
     sandbox = await startSandbox({ port: 0, voiceLimit: { elevenlabs: 5, cartesia: 5 } });
     service = await world.start({
-      ELEVENLABS_BASE_URL: sandbox.baseUrl('elevenlabs'),
-      ELEVENLABS_API_KEY: 'test-eleven-key',
-      CARTESIA_BASE_URL: sandbox.baseUrl('cartesia'),
-      CARTESIA_API_KEY: 'test-cartesia-key',
+      ...sandboxEnv(sandbox),
       CARTESIA_SLOT_LIMIT: '5',
     });
     alice = new ApiClient(service.url, 'alice');

@@ -191,17 +191,8 @@ export class AllocationService {
           const failed = await this.failVoice(voice, token, 'attempts_exhausted', err, attempt);
           return failed ? 'failed' : 'stale';
         }
-        // Keep the slot and the claim; cover the coming backoff with the lease.
-        const kept = await this.voices.transition({
-          id: voice.id,
-          from: ['allocating'],
-          token,
-          to: 'allocating',
-          set: {
-            allocationLeaseExpiresAt: secondsFromNow(this.config.ALLOCATION_LEASE_SECONDS + 60),
-          },
-          event: { type: 'attempt_failed', reason: 'provider_retryable', metadata: errorInfo },
-        });
+        // Backoff is capped at a minute (backoff.ts): the lease covers it.
+        const kept = await this.keepForRetry(voice, token, 60, errorInfo, false);
         this.logger.warn(ctx, 'allocation attempt failed; will retry');
         if (!kept) return 'stale';
         throw new RetryLaterError(err);
@@ -226,23 +217,13 @@ export class AllocationService {
     cause?: ProviderError,
   ): Promise<'stale'> {
     const cooldown = this.config.BREAKER_COOLDOWN_SECONDS;
-    const kept = await this.voices.transition({
-      id: voice.id,
-      from: ['allocating'],
+    const kept = await this.keepForRetry(
+      voice,
       token,
-      to: 'allocating',
-      set: {
-        attempts: sql('GREATEST(v.attempts - 1, 0)'),
-        allocationLeaseExpiresAt: secondsFromNow(
-          cooldown + this.config.ALLOCATION_LEASE_SECONDS + 60,
-        ),
-      },
-      event: {
-        type: 'attempt_failed',
-        reason: 'provider_retryable',
-        metadata: { code: cause?.code ?? 'breaker_open', breaker: 'open' },
-      },
-    });
+      cooldown + 60,
+      { code: cause?.code ?? 'breaker_open', breaker: 'open' },
+      true,
+    );
     if (!kept) return 'stale';
     const error =
       cause ??
@@ -254,6 +235,33 @@ export class AllocationService {
       );
     const delay = Math.max(cooldown * 1000, cause?.retryAfterMs ?? 0);
     throw new RetryLaterError(error, delay, delay);
+  }
+
+  /**
+   * Keeps the claim and the slot across a wait for the next try: the lease covers the wait, so
+   * the sweeper does not take the voice over meanwhile. False when the voice moved on.
+   */
+  private async keepForRetry(
+    voice: Voice,
+    token: string,
+    waitSeconds: number,
+    metadata: Record<string, unknown>,
+    giveBackAttempt: boolean,
+  ): Promise<boolean> {
+    const kept = await this.voices.transition({
+      id: voice.id,
+      from: ['allocating'],
+      token,
+      to: 'allocating',
+      set: {
+        ...(giveBackAttempt ? { attempts: sql('GREATEST(v.attempts - 1, 0)') } : {}),
+        allocationLeaseExpiresAt: secondsFromNow(
+          this.config.ALLOCATION_LEASE_SECONDS + waitSeconds,
+        ),
+      },
+      event: { type: 'attempt_failed', reason: 'provider_retryable', metadata },
+    });
+    return kept !== null;
   }
 
   private async failVoice(

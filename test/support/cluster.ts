@@ -1,21 +1,13 @@
 import { spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import Bull from 'bull';
-import type { SandboxHandle } from '../../src/providers/sandbox/sandbox-server';
 import { freePort, ServiceProcess, type TestWorld } from './service';
+
+export { sandboxEnv } from './sandbox-env';
 
 const ROOT = resolve(__dirname, '../..');
 
 /** The variables that point every role of a world at one shared, standalone provider sandbox. */
-export function sandboxEnv(sandbox: SandboxHandle): Record<string, string> {
-  return {
-    ELEVENLABS_BASE_URL: sandbox.baseUrl('elevenlabs'),
-    ELEVENLABS_API_KEY: 'test-eleven-key',
-    CARTESIA_BASE_URL: sandbox.baseUrl('cartesia'),
-    CARTESIA_API_KEY: 'test-cartesia-key',
-  };
-}
-
 /**
  * Starts service processes in a world like `world.start`, with a longer readiness wait: a suite
  * that starts six processes at once on two cores needs more than the default 30 s when the
