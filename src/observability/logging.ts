@@ -16,17 +16,23 @@ export function isQuietPath(url: string): boolean {
  * (jobId, queue, voiceId, userId, provider: see log-context.ts) and the active traceId/spanId;
  * lines written while serving a request carry its reqId.
  */
+/**
+ * Keeps an error's type, message, code, status, stack and cause, and nothing else. pino-http hands
+ * custom serializers the standard serializer's plain-object output rather than the Error itself,
+ * so both shapes are read the same way.
+ */
 export function serializeError(err: unknown): Record<string, unknown> {
-  if (!(err instanceof Error)) return { message: String(err) };
-  const { code, status } = err as { code?: unknown; status?: unknown };
-  return {
-    type: err.name,
-    message: err.message,
-    ...(typeof code === 'string' || typeof code === 'number' ? { code } : {}),
-    ...(typeof status === 'number' ? { status } : {}),
-    stack: err.stack,
-    ...(err.cause instanceof Error ? { cause: serializeError(err.cause) } : {}),
+  if (typeof err !== 'object' || err === null) return { message: String(err) };
+  const e = err as Record<string, unknown>;
+  const out: Record<string, unknown> = {
+    type: typeof e.type === 'string' ? e.type : err instanceof Error ? err.name : 'Error',
+    message: typeof e.message === 'string' ? e.message : String(err),
   };
+  if (typeof e.code === 'string' || typeof e.code === 'number') out.code = e.code;
+  if (typeof e.status === 'number') out.status = e.status;
+  if (typeof e.stack === 'string') out.stack = e.stack;
+  if (typeof e.cause === 'object' && e.cause !== null) out.cause = serializeError(e.cause);
+  return out;
 }
 
 export function loggerParams(config: Pick<AppConfig, 'LOG_LEVEL'>): Params {
