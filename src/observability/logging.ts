@@ -26,7 +26,7 @@ export function serializeError(err: unknown): Record<string, unknown> {
   const e = err as Record<string, unknown>;
   const out: Record<string, unknown> = {
     type: typeof e.type === 'string' ? e.type : err instanceof Error ? err.name : 'Error',
-    message: typeof e.message === 'string' ? e.message : String(err),
+    message: typeof e.message === 'string' ? e.message : 'unknown error',
   };
   if (typeof e.code === 'string' || typeof e.code === 'number') out.code = e.code;
   if (typeof e.status === 'number') out.status = e.status;
