@@ -1,4 +1,4 @@
-import { ProviderError } from './provider-error';
+import { ProviderError, unlessNotFound } from './provider-error';
 import {
   type ErrorClassification,
   isTransientStatus,
@@ -112,25 +112,18 @@ export class CartesiaProvider extends VoiceProvider {
 
   /** `DELETE /voices/{id}` (204); 404 means already gone. */
   async deleteVoice(remoteVoiceId: string): Promise<void> {
-    try {
-      await this.http.request('DELETE', `/voices/${encodeURIComponent(remoteVoiceId)}`);
-    } catch (err) {
-      if (err instanceof ProviderError && err.errorClass === 'not_found') return;
-      throw err;
-    }
+    await unlessNotFound(
+      this.http.request('DELETE', `/voices/${encodeURIComponent(remoteVoiceId)}`),
+      undefined,
+    );
   }
 
   async getVoice(remoteVoiceId: string): Promise<RemoteVoice | null> {
-    try {
-      const { json } = await this.http.request(
-        'GET',
-        `/voices/${encodeURIComponent(remoteVoiceId)}`,
-      );
-      return toRemoteVoice(json);
-    } catch (err) {
-      if (err instanceof ProviderError && err.errorClass === 'not_found') return null;
-      throw err;
-    }
+    const answer = await unlessNotFound(
+      this.http.request('GET', `/voices/${encodeURIComponent(remoteVoiceId)}`),
+      null,
+    );
+    return answer ? toRemoteVoice(answer.json) : null;
   }
 
   /** `GET /voices?is_owner=true`: the public catalogue takes no slot. */

@@ -1,4 +1,4 @@
-import { ProviderError } from './provider-error';
+import { ProviderError, unlessNotFound } from './provider-error';
 import {
   type ErrorClassification,
   isTransientStatus,
@@ -131,25 +131,18 @@ export class ElevenLabsProvider extends VoiceProvider {
 
   /** `DELETE /v1/voices/{id}`; voice_not_found (400 or 404) means already gone. */
   async deleteVoice(remoteVoiceId: string): Promise<void> {
-    try {
-      await this.http.request('DELETE', `/v1/voices/${encodeURIComponent(remoteVoiceId)}`);
-    } catch (err) {
-      if (err instanceof ProviderError && err.errorClass === 'not_found') return;
-      throw err;
-    }
+    await unlessNotFound(
+      this.http.request('DELETE', `/v1/voices/${encodeURIComponent(remoteVoiceId)}`),
+      undefined,
+    );
   }
 
   async getVoice(remoteVoiceId: string): Promise<RemoteVoice | null> {
-    try {
-      const { json } = await this.http.request(
-        'GET',
-        `/v1/voices/${encodeURIComponent(remoteVoiceId)}`,
-      );
-      return toRemoteVoice(json);
-    } catch (err) {
-      if (err instanceof ProviderError && err.errorClass === 'not_found') return null;
-      throw err;
-    }
+    const answer = await unlessNotFound(
+      this.http.request('GET', `/v1/voices/${encodeURIComponent(remoteVoiceId)}`),
+      null,
+    );
+    return answer ? toRemoteVoice(answer.json) : null;
   }
 
   /** `GET /v2/voices?category=cloned`: premade voices take no slot, so they are left out. */

@@ -31,3 +31,16 @@ export class ProviderError extends Error {
     this.name = 'ProviderError';
   }
 }
+
+/**
+ * Resolves to `fallback` when the provider says the voice does not exist: a delete of a voice that
+ * is already gone succeeded, and a read of a missing voice finds nothing.
+ */
+export async function unlessNotFound<T>(call: Promise<T>, fallback: T): Promise<T> {
+  try {
+    return await call;
+  } catch (err) {
+    if (err instanceof ProviderError && err.errorClass === 'not_found') return fallback;
+    throw err;
+  }
+}
