@@ -1,0 +1,294 @@
+import Bull from 'bull';
+import { performance } from 'node:perf_hooks';
+import { Pool } from 'pg';
+import type { TestWorld } from '../../test/support/service';
+import { cpuMs, machineCpuMs, progress, REDIS_URL, waitUntil, type Machine } from '../lib/common';
+import { check, info, type Mode, type ScenarioResult } from '../lib/report';
+import {
+  insertQueued,
+  openSandbox,
+  openWorld,
+  sandboxEnv,
+  startService,
+  writeSample,
+} from '../lib/world';
+
+/** The service's allocation concurrency per provider queue (src/slots/slots.worker.ts). */
+const WORKER_CONCURRENCY = 8;
+/** The service's Postgres pool per process (DB_POOL_SIZE default). */
+const PG_POOL = 20;
+
+/**
+ * Scenario 1: N voices inserted straight into `queued` go through dispatch and allocation against
+ * a zero-latency sandbox with ample slots; beside it, in the same run on the same servers, the
+ * ceilings of the two things every allocation is made of: Bull jobs and Postgres commits.
+ */
+export async function throughput(
+  mode: Mode,
+  machine: Machine,
+  _outDir: string,
+): Promise<ScenarioResult> {
+  const started = Date.now();
+  const n = mode === 'quick' ? 300 : 3000;
+  const bullJobs = mode === 'quick' ? 2000 : 10000;
+  const pgSeconds = mode === 'quick' ? 2 : 5;
+  const { world, dispose } = openWorld();
+  const { sandbox, close } = await openSandbox({
+    latencyMs: 0,
+    voiceLimit: { elevenlabs: 100_000, cartesia: 100_000 },
+  });
+  try {
+    progress(`throughput: starting the service (all roles) for ${n} allocations`);
+    const service = await startService(world, {
+      ...sandboxEnv(sandbox),
+      CARTESIA_SLOT_LIMIT: '100000',
+      SCHEDULER_TICK_SECONDS: '1',
+    });
+    // The ElevenLabs limit comes from the account, read once at start.
+    await waitUntil(
+      'the ElevenLabs account limit',
+      () =>
+        world.db(async (c) => {
+          const { rows } = await c.query<{ account_limit: number | null }>(
+            `SELECT account_limit FROM providers WHERE name = 'elevenlabs'`,
+          );
+          return rows[0]?.account_limit === 100_000 ? true : undefined;
+        }),
+      20_000,
+    );
+    const sampleBytes = writeSample(world.storageDir);
+    // A warm-up batch first: the service's first allocations pay for lazy module loading and JIT.
+    const warm = Math.max(100, Math.round(n / 10));
+    progress(`throughput: warm-up, ${warm} allocations`);
+    await world.db((c) =>
+      insertQueued(c, {
+        count: warm,
+        provider: 'elevenlabs',
+        users: 50,
+        userPrefix: 'warm-',
+        sampleBytes,
+      }),
+    );
+    await allReady(world, 'warm-', warm);
+    const insertedAt = performance.now();
+    const cpu0 = {
+      service: cpuMs(service.pid ?? 0),
+      bench: cpuMs(process.pid),
+      machine: machineCpuMs(),
+    };
+    await world.db((c) =>
+      insertQueued(c, {
+        count: n,
+        provider: 'elevenlabs',
+        users: 50,
+        userPrefix: 'tp-',
+        sampleBytes,
+      }),
+    );
+    progress(
+      `throughput: ${n} voices queued; waiting for the scheduler's dispatch and the workers`,
+    );
+    await allReady(world, 'tp-', n);
+    const wallSeconds = (performance.now() - insertedAt) / 1000;
+    const m1 = machineCpuMs();
+    const cpu = {
+      serviceMsPerAllocation: round((cpuMs(service.pid ?? 0) - cpu0.service) / n, 2),
+      benchProcessMsPerAllocation: round((cpuMs(process.pid) - cpu0.bench) / n, 2),
+      machineBusyPercent: round(
+        (100 * (m1.busy - cpu0.machine.busy)) / (m1.total - cpu0.machine.total),
+        1,
+      ),
+      note: 'bench process = provider sandbox + polling; machine busy % of all cores',
+    };
+    const events = await world.db(async (c) => {
+      const { rows } = await c.query<{ first_claim: Date; last_ready: Date; claims: number }>(
+        `SELECT min(e.created_at) FILTER (WHERE e.type = 'claimed') AS first_claim,
+                max(e.created_at) FILTER (WHERE e.type = 'ready') AS last_ready,
+                count(*) FILTER (WHERE e.type = 'claimed')::int AS claims
+           FROM voice_events e JOIN voices v ON v.id = e.voice_id WHERE v.user_id LIKE 'tp-%'`,
+      );
+      return rows[0];
+    });
+    const allocSeconds = (events.last_ready.getTime() - events.first_claim.getTime()) / 1000;
+    const allocPerSecond = n / allocSeconds;
+    const state = sandbox.state().elevenlabs;
+    progress(
+      `throughput: ${n} allocations in ${allocSeconds.toFixed(2)} s = ${allocPerSecond.toFixed(0)}/s ` +
+        `(first claim → last ready; ${wallSeconds.toFixed(2)} s from insert); service CPU ` +
+        `${cpu.serviceMsPerAllocation} ms per allocation, machine ${cpu.machineBusyPercent}% busy`,
+    );
+    await service.stop();
+
+    progress(
+      `throughput: Bull ceiling, ${bullJobs} no-op jobs at concurrency ${WORKER_CONCURRENCY}`,
+    );
+    const bull = await bullCeiling(world.queuePrefix, bullJobs);
+    progress(
+      `throughput: Bull ${bull.perSecond.toFixed(0)} jobs/s processed (bulk add ${bull.addPerSecond.toFixed(0)}/s)`,
+    );
+    progress(`throughput: Postgres ceiling, single-row commits on a pool of ${PG_POOL}`);
+    const pg = await pgCeiling(world.databaseUrl, pgSeconds);
+    progress(`throughput: Postgres ${pg.perSecond.toFixed(0)} commits/s`);
+
+    const pgRatio = allocPerSecond / pg.perSecond;
+    const bullRatio = allocPerSecond / bull.perSecond;
+    return {
+      scenario: 'throughput',
+      mode,
+      startedAt: new Date(started).toISOString(),
+      durationSeconds: Math.round((Date.now() - started) / 1000),
+      machine,
+      params: {
+        voices: n,
+        warmUpVoices: warm,
+        users: 50,
+        sandboxLatencyMs: 0,
+        slotLimit: 100_000,
+        schedulerTickSeconds: 1,
+        bullJobs,
+        bullConcurrency: WORKER_CONCURRENCY,
+        pgPool: PG_POOL,
+        pgSeconds,
+      },
+      results: {
+        allocation: {
+          voices: n,
+          seconds: round(allocSeconds, 3),
+          perSecond: round(allocPerSecond, 1),
+          measuredFrom: 'first claimed event to last ready event (voice_events.created_at)',
+          secondsFromInsert: round(wallSeconds, 3),
+          perSecondFromInsert: round(n / wallSeconds, 1),
+          claims: events.claims,
+          sandboxCreates: state.createCount - warm,
+          cpu,
+          duplicateKeys: state.duplicateKeys.length,
+        },
+        bullCeiling: bull,
+        postgresCeiling: pg,
+        ratios: { toPostgres: round(pgRatio, 3), toBull: round(bullRatio, 3) },
+      },
+      checks: [
+        check(mode, {
+          scenario: 'throughput',
+          metric: 'allocations/s ÷ Postgres single-row commits/s (pool 20)',
+          value: round(pgRatio, 3),
+          display: `${pgRatio.toFixed(2)} (${allocPerSecond.toFixed(0)}/s vs ${pg.perSecond.toFixed(0)}/s)`,
+          comparator: '>=',
+          threshold: 0.3,
+        }),
+        info(
+          'throughput',
+          'allocations/s ÷ Bull no-op jobs/s (concurrency 8)',
+          round(bullRatio, 3),
+          `${bullRatio.toFixed(2)} (${allocPerSecond.toFixed(0)}/s vs ${bull.perSecond.toFixed(0)}/s)`,
+        ),
+      ],
+    };
+  } finally {
+    await dispose();
+    await close();
+  }
+}
+
+const round = (v: number, digits: number) => Number(v.toFixed(digits));
+
+/** Polls until `count` voices of users `prefix`* are ready; fails fast on a failed one. */
+async function allReady(world: TestWorld, prefix: string, count: number): Promise<void> {
+  let lastReport = performance.now();
+  await waitUntil(
+    `${count} voices of ${prefix}* ready`,
+    () =>
+      world.db(async (c) => {
+        const { rows } = await c.query<{ ready: number; failed: number }>(
+          `SELECT count(*) FILTER (WHERE status = 'ready')::int AS ready,
+                  count(*) FILTER (WHERE status = 'failed')::int AS failed
+             FROM voices WHERE user_id LIKE $1`,
+          [`${prefix}%`],
+        );
+        if (rows[0].failed > 0) throw new Error(`${rows[0].failed} allocations failed`);
+        if (performance.now() - lastReport > 3000) {
+          lastReport = performance.now();
+          progress(`throughput: ${rows[0].ready}/${count} ready`);
+        }
+        return rows[0].ready >= count ? true : undefined;
+      }),
+    600_000,
+    50,
+  );
+}
+
+async function bullCeiling(
+  prefix: string,
+  jobs: number,
+): Promise<{ jobs: number; seconds: number; perSecond: number; addPerSecond: number }> {
+  const queue = new Bull('bench-noop', REDIS_URL, { prefix });
+  try {
+    await queue.isReady();
+    const addStart = performance.now();
+    for (let i = 0; i < jobs; i += 1000) {
+      await queue.addBulk(
+        Array.from({ length: Math.min(1000, jobs - i) }, (_, k) => ({
+          name: 'noop',
+          data: { i: i + k },
+          opts: { removeOnComplete: true },
+        })),
+      );
+    }
+    const addSeconds = (performance.now() - addStart) / 1000;
+    let done = 0;
+    const finished = new Promise<void>((resolve) =>
+      queue.on('completed', () => {
+        if (++done === jobs) resolve();
+      }),
+    );
+    const start = performance.now();
+    void queue.process('noop', WORKER_CONCURRENCY, () => Promise.resolve());
+    await finished;
+    const seconds = (performance.now() - start) / 1000;
+    return {
+      jobs,
+      seconds: round(seconds, 3),
+      perSecond: round(jobs / seconds, 1),
+      addPerSecond: round(jobs / addSeconds, 1),
+    };
+  } finally {
+    await queue.close();
+  }
+}
+
+async function pgCeiling(
+  databaseUrl: string,
+  seconds: number,
+): Promise<{ commits: number; seconds: number; perSecond: number; pool: number }> {
+  const pool = new Pool({ connectionString: databaseUrl, max: PG_POOL });
+  try {
+    await pool.query(
+      `CREATE TABLE bench_commits (id bigserial PRIMARY KEY, v int NOT NULL, at timestamptz NOT NULL DEFAULT now())`,
+    );
+    const run = async (ms: number) => {
+      let commits = 0;
+      const deadline = performance.now() + ms;
+      await Promise.all(
+        Array.from({ length: PG_POOL }, async (_, w) => {
+          while (performance.now() < deadline) {
+            await pool.query('INSERT INTO bench_commits (v) VALUES ($1)', [w]);
+            commits++;
+          }
+        }),
+      );
+      return commits;
+    };
+    await run(500); // connections opened, plans cached
+    const start = performance.now();
+    const commits = await run(seconds * 1000);
+    const elapsed = (performance.now() - start) / 1000;
+    return {
+      commits,
+      seconds: round(elapsed, 3),
+      perSecond: round(commits / elapsed, 1),
+      pool: PG_POOL,
+    };
+  } finally {
+    await pool.end();
+  }
+}
