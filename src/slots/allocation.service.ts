@@ -5,6 +5,7 @@ import { ProviderRegistry } from '../providers/provider-registry';
 import { SampleStorage } from '../voice/sample-storage.port';
 import type { Voice } from '../voice/voice';
 import { secondsFromNow, sql, VoiceRepository } from '../voice/voice.repository';
+import { backoffDelayMs } from './backoff';
 import { CapacityService } from './capacity.service';
 import { DispatcherService } from './dispatcher.service';
 import { SlotsRepository } from './slots.repository';
@@ -18,7 +19,7 @@ export class RetryLaterError extends Error {
     readonly providerError: ProviderError,
     /** The earliest retry, read by the backoff strategy. */
     readonly retryAfterMs: number | null = providerError.retryAfterMs,
-    /** A deferral rather than a failure: retry after exactly this long (see backoff.ts). */
+    /** Retry after exactly this long (see backoff.ts): a breaker deferral, or a delay chosen here. */
     readonly fixedDelayMs?: number,
   ) {
     super(`retryable provider error: ${providerError.code}`);
@@ -191,11 +192,19 @@ export class AllocationService {
           const failed = await this.failVoice(voice, token, 'attempts_exhausted', err, attempt);
           return failed ? 'failed' : 'stale';
         }
-        // Backoff is capped at a minute (backoff.ts): the lease covers it.
-        const kept = await this.keepForRetry(voice, token, 60, errorInfo, false);
-        this.logger.warn(ctx, 'allocation attempt failed; will retry');
+        // The delay is chosen here, so the lease covers exactly this wait: a job lost meanwhile
+        // (worker killed, Redis restarted) is found by the sweeper soon after, not a minute later.
+        const delayMs = backoffDelayMs(attempt, err);
+        const kept = await this.keepForRetry(
+          voice,
+          token,
+          Math.ceil(delayMs / 1000),
+          errorInfo,
+          false,
+        );
+        this.logger.warn({ ...ctx, retryInMs: delayMs }, 'allocation attempt failed; will retry');
         if (!kept) return 'stale';
-        throw new RetryLaterError(err);
+        throw new RetryLaterError(err, err.retryAfterMs, delayMs);
       }
       case 'fatal':
       case 'not_found': {
@@ -233,7 +242,10 @@ export class AllocationService {
         'breaker_open',
         'The provider circuit breaker is open',
       );
-    const delay = Math.max(cooldown * 1000, cause?.retryAfterMs ?? 0);
+    // Jittered so that the voices deferred together do not all knock at once when it ends.
+    const delay = Math.round(
+      Math.max(cooldown * 1000, cause?.retryAfterMs ?? 0) * (1 + Math.random() * 0.2),
+    );
     throw new RetryLaterError(error, delay, delay);
   }
 

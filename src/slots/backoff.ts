@@ -10,10 +10,10 @@ export function backoffDelayMs(
   err?: Error,
   random: () => number = Math.random,
 ): number {
-  // A deferral (an open breaker) is not a failure of this job: wait the given time, lightly
-  // jittered, however many times the job was deferred before.
+  // A delay the allocation chose itself (and covered with its lease), or a breaker deferral:
+  // wait exactly that, however many times the job was retried before.
   const fixed = (err as { fixedDelayMs?: unknown } | undefined)?.fixedDelayMs;
-  if (typeof fixed === 'number') return Math.round(fixed * (1 + random() * 0.2));
+  if (typeof fixed === 'number') return fixed;
   const ceiling = Math.min(CAP_MS, BASE_MS * 2 ** Math.max(0, attemptsMade - 1));
   const jittered = Math.round(ceiling / 2 + (random() * ceiling) / 2);
   // Any error may carry a minimum delay (a provider's Retry-After, an open breaker's cool-down).
