@@ -9,7 +9,7 @@ import {
 } from '../../src/providers/sandbox/sandbox-server';
 import { ServiceProcess, TestWorld } from '../../test/support/service';
 import { makeWav } from '../../test/support/wav';
-import { onCleanup } from './common';
+import { onCleanup, waitUntil } from './common';
 
 /** A TestWorld (private database, queue prefix, sample folder) that is disposed even on Ctrl-C. */
 export function openWorld(): { world: TestWorld; dispose: () => Promise<void> } {
@@ -80,5 +80,20 @@ export async function insertQueued(
             repeat('0', 64), 'wav', 3000, 16000, 1
        FROM generate_series(0, $1::int - 1) g`,
     [opts.count, opts.provider, opts.userPrefix, opts.users, SAMPLE_KEY, opts.sampleBytes],
+  );
+}
+
+/** Waits until the service has read the ElevenLabs account limit (it does so once at start). */
+export async function waitForAccountLimit(world: TestWorld, limit: number): Promise<void> {
+  await waitUntil(
+    'the ElevenLabs account limit',
+    () =>
+      world.db(async (c) => {
+        const { rows } = await c.query<{ account_limit: number | null }>(
+          `SELECT account_limit FROM providers WHERE name = 'elevenlabs'`,
+        );
+        return rows[0]?.account_limit === limit ? true : undefined;
+      }),
+    20_000,
   );
 }

@@ -10,14 +10,19 @@ import {
   progress,
   seededRandom,
   sleep,
-  waitUntil,
   writeFileAtomic,
   type Distribution,
   type Machine,
 } from '../lib/common';
 import { contendedChart } from '../lib/chart';
 import { check, info, type Check, type Mode, type ScenarioResult } from '../lib/report';
-import { openSandbox, openWorld, sandboxEnv, startService } from '../lib/world';
+import {
+  openSandbox,
+  openWorld,
+  sandboxEnv,
+  startService,
+  waitForAccountLimit,
+} from '../lib/world';
 
 type Strategy = 'fair' | 'legacy';
 
@@ -217,17 +222,7 @@ async function runStrategy(strategy: Strategy, p: Params): Promise<StrategyRun> 
       RATE_LIMIT_ACTIVATIONS_PER_MINUTE: '100000000',
       RATE_LIMIT_UPLOADS_PER_MINUTE: '1000000',
     });
-    await waitUntil(
-      'the ElevenLabs account limit',
-      () =>
-        world.db(async (c) => {
-          const { rows } = await c.query<{ account_limit: number | null }>(
-            `SELECT account_limit FROM providers WHERE name = 'elevenlabs'`,
-          );
-          return rows[0]?.account_limit === p.slots ? true : undefined;
-        }),
-      20_000,
-    );
+    await waitForAccountLimit(world, p.slots);
     return await drive(strategy, p, world, service, () => sandbox.state().elevenlabs);
   } finally {
     await dispose();

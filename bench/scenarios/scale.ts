@@ -26,6 +26,7 @@ import {
   sandboxEnv,
   startService,
   writeSample,
+  waitForAccountLimit,
 } from '../lib/world';
 
 const ROOT = resolve(__dirname, '../..');
@@ -378,17 +379,7 @@ async function workerMemory(warmBatch: number, batch: number) {
     const worker = await startService(world, { ...env, APP_ROLES: 'worker' });
     const pid = worker.pid;
     if (!pid) throw new Error('no worker pid');
-    await waitUntil(
-      'the ElevenLabs account limit',
-      () =>
-        world.db(async (c) => {
-          const { rows } = await c.query<{ account_limit: number | null }>(
-            `SELECT account_limit FROM providers WHERE name = 'elevenlabs'`,
-          );
-          return rows[0]?.account_limit === 1_000_000 ? true : undefined;
-        }),
-      20_000,
-    );
+    await waitForAccountLimit(world, 1_000_000);
     const sampleBytes = writeSample(world.storageDir);
     const series: { t: number; rssMiB: number; ready: number }[] = [];
     const t0 = performance.now();

@@ -11,6 +11,7 @@ import {
   sandboxEnv,
   startService,
   writeSample,
+  waitForAccountLimit,
 } from '../lib/world';
 
 /** The service's allocation concurrency per provider queue (src/slots/slots.worker.ts). */
@@ -45,17 +46,7 @@ export async function throughput(
       SCHEDULER_TICK_SECONDS: '1',
     });
     // The ElevenLabs limit comes from the account, read once at start.
-    await waitUntil(
-      'the ElevenLabs account limit',
-      () =>
-        world.db(async (c) => {
-          const { rows } = await c.query<{ account_limit: number | null }>(
-            `SELECT account_limit FROM providers WHERE name = 'elevenlabs'`,
-          );
-          return rows[0]?.account_limit === 100_000 ? true : undefined;
-        }),
-      20_000,
-    );
+    await waitForAccountLimit(world, 100_000);
     const sampleBytes = writeSample(world.storageDir);
     // A warm-up batch first: the service's first allocations pay for lazy module loading and JIT.
     const warm = Math.max(100, Math.round(n / 10));
