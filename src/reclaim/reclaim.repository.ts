@@ -140,6 +140,23 @@ export class ReclaimRepository {
     }));
   }
 
+  /**
+   * Milliseconds until the provider's next ready voice may become a victim under `policy` (its
+   * activation lease over, idle and resident long enough), by Postgres's clock; null when none is
+   * ready. Ready voices number at most the slot limit, so this reads few rows.
+   */
+  async nextVictimInMs(provider: ProviderName, policy: VictimPolicy): Promise<number | null> {
+    const [row]: { ms: number | null }[] = await this.ds.query(
+      `SELECT (EXTRACT(EPOCH FROM min(GREATEST(
+                 COALESCE(lease_expires_at, '-infinity'),
+                 COALESCE(last_used_at, ready_at) + make_interval(secs => $2),
+                 ready_at + make_interval(secs => $3))) - now()) * 1000)::float8 AS ms
+         FROM voices WHERE provider = $1 AND status = 'ready'`,
+      [provider, policy.minIdleSeconds, policy.minResidencySeconds],
+    );
+    return row?.ms ?? null;
+  }
+
   /** Reclaims whose job was lost: still `reclaiming` long after they started. */
   async staleReclaims(olderThanSeconds: number, limit: number): Promise<Victim[]> {
     const rows: { id: string; fencing_token: string; remote_voice_id: string | null }[] =

@@ -1,5 +1,5 @@
 import { InjectQueue } from '@nestjs/bull';
-import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import type { Queue } from 'bull';
 import type { ProviderName } from '../config/app-config';
 import { AppConfig } from '../config/config.module';
@@ -11,6 +11,10 @@ import { ReclaimRepository, type Victim, type VictimPolicy } from './reclaim.rep
 import { addLogContext } from '../observability/log-context';
 
 const RECLAIM_BATCH = 50;
+/** Fire a little after the moment a voice becomes a victim: the victim query compares strictly. */
+const EXPIRY_MARGIN_MS = 25;
+/** Beyond this the scheduler's tick runs long before the timer would. */
+const MAX_TIMER_MS = 5 * 60_000;
 
 /**
  * Frees slots for waiting voices: when a provider has a backlog and no free slot, its
@@ -19,9 +23,11 @@ const RECLAIM_BATCH = 50;
  * needs. A reclaim is `reclaiming` → remote delete → `reclaimed`; the sample stays.
  */
 @Injectable()
-export class ReclaimService implements OnModuleInit {
+export class ReclaimService implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(ReclaimService.name);
   private readonly running = new Map<ProviderName, Promise<number>>();
+  /** Per provider, the wake-up at the next moment a ready voice may become a victim. */
+  private readonly wakeUps = new Map<ProviderName, { at: number; timer: NodeJS.Timeout }>();
 
   constructor(
     private readonly config: AppConfig,
@@ -33,11 +39,13 @@ export class ReclaimService implements OnModuleInit {
   ) {}
 
   onModuleInit(): void {
-    this.dispatcher.onSaturated((provider) => {
-      this.reclaimForBacklog(provider).catch((err: unknown) =>
-        this.logger.warn({ err, provider }, 'reclaim failed; the scheduler retries'),
-      );
-    });
+    this.dispatcher.onSaturated((provider) => this.reclaimInBackground(provider));
+  }
+
+  private reclaimInBackground(provider: ProviderName): void {
+    this.reclaimForBacklog(provider).catch((err: unknown) =>
+      this.logger.warn({ err, provider }, 'reclaim failed; the scheduler retries'),
+    );
   }
 
   /** Reclaims what the provider's backlog needs; concurrent calls in a process share one run. */
@@ -47,15 +55,46 @@ export class ReclaimService implements OnModuleInit {
     const run = (async () => {
       if (this.config.SCHEDULER_STRATEGY === 'legacy') return this.reclaimLegacy();
       if (!(await this.repo.needsReclaim(provider))) return 0;
-      return this.reclaim(provider, {
+      const policy: VictimPolicy = {
         mode: 'backlog',
         minIdleSeconds: this.config.RECLAIM_MIN_IDLE_SECONDS,
         minResidencySeconds: this.config.RECLAIM_MIN_RESIDENCY_SECONDS,
         max: RECLAIM_BATCH,
-      });
+      };
+      const reclaimed = await this.reclaim(provider, policy);
+      await this.wakeAtNextVictim(provider, policy);
+      return reclaimed;
     })().finally(() => this.running.delete(provider));
     this.running.set(provider, run);
     return run;
+  }
+
+  /**
+   * The backlog still waits and every held voice is protected (leased, in use a moment ago, or
+   * too new): run again the moment the first protection ends, so a slot changes hands when its
+   * lease expires rather than at the next scheduler tick. A voice that is a victim already but
+   * was not taken means the backlog did not need it (or another reclaimer has it): no timer, as
+   * the next queued voice or finished reclaim dispatches, and that runs reclaim again.
+   */
+  private async wakeAtNextVictim(provider: ProviderName, policy: VictimPolicy): Promise<void> {
+    const inMs = await this.repo.nextVictimInMs(provider, policy);
+    if (inMs === null || inMs <= 0 || inMs > MAX_TIMER_MS) return;
+    const at = Date.now() + inMs + EXPIRY_MARGIN_MS;
+    const current = this.wakeUps.get(provider);
+    if (current && current.at <= at) return;
+    if (current) clearTimeout(current.timer);
+    const timer = setTimeout(() => {
+      this.wakeUps.delete(provider);
+      this.reclaimInBackground(provider);
+    }, at - Date.now());
+    // A pending wake-up must not keep a stopping process alive; the scheduler covers for it.
+    timer.unref();
+    this.wakeUps.set(provider, { at, timer });
+  }
+
+  onApplicationShutdown(): void {
+    for (const { timer } of this.wakeUps.values()) clearTimeout(timer);
+    this.wakeUps.clear();
   }
 
   /** The replaced design's reclaim, for comparison only (see ReclaimRepository.legacyVictims). */
