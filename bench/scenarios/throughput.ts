@@ -2,7 +2,15 @@ import Bull from 'bull';
 import { performance } from 'node:perf_hooks';
 import { Pool } from 'pg';
 import type { TestWorld } from '../../test/support/service';
-import { cpuMs, machineCpuMs, progress, REDIS_URL, waitUntil, type Machine } from '../lib/common';
+import {
+  cpuMs,
+  cpuMsOf,
+  machineCpuMs,
+  progress,
+  REDIS_URL,
+  waitUntil,
+  type Machine,
+} from '../lib/common';
 import { check, info, type Mode, type ScenarioResult } from '../lib/report';
 import {
   insertQueued,
@@ -65,6 +73,8 @@ export async function throughput(
     const cpu0 = {
       service: cpuMs(service.pid ?? 0),
       bench: cpuMs(process.pid),
+      postgres: cpuMsOf(['postgres']),
+      redis: cpuMsOf(['redis-server']),
       machine: machineCpuMs(),
     };
     await world.db((c) =>
@@ -85,11 +95,16 @@ export async function throughput(
     const cpu = {
       serviceMsPerAllocation: round((cpuMs(service.pid ?? 0) - cpu0.service) / n, 2),
       benchProcessMsPerAllocation: round((cpuMs(process.pid) - cpu0.bench) / n, 2),
+      postgresMsPerAllocation: round((cpuMsOf(['postgres']) - cpu0.postgres) / n, 2),
+      redisMsPerAllocation: round((cpuMsOf(['redis-server']) - cpu0.redis) / n, 2),
+      machineMsPerAllocation: round((m1.busy - cpu0.machine.busy) / n, 2),
       machineBusyPercent: round(
         (100 * (m1.busy - cpu0.machine.busy)) / (m1.total - cpu0.machine.total),
         1,
       ),
-      note: 'bench process = provider sandbox + polling; machine busy % of all cores',
+      note:
+        'bench process = provider sandbox + polling; postgres = all backends (incl. WAL writer); ' +
+        'machine = all cores, everything running',
     };
     const events = await world.db(async (c) => {
       const { rows } = await c.query<{ first_claim: Date; last_ready: Date; claims: number }>(
@@ -105,8 +120,10 @@ export async function throughput(
     const state = sandbox.state().elevenlabs;
     progress(
       `throughput: ${n} allocations in ${allocSeconds.toFixed(2)} s = ${allocPerSecond.toFixed(0)}/s ` +
-        `(first claim → last ready; ${wallSeconds.toFixed(2)} s from insert); service CPU ` +
-        `${cpu.serviceMsPerAllocation} ms per allocation, machine ${cpu.machineBusyPercent}% busy`,
+        `(first claim → last ready; ${wallSeconds.toFixed(2)} s from insert); CPU per allocation: ` +
+        `service ${cpu.serviceMsPerAllocation} ms, sandbox ${cpu.benchProcessMsPerAllocation} ms, ` +
+        `postgres ${cpu.postgresMsPerAllocation} ms, redis ${cpu.redisMsPerAllocation} ms, ` +
+        `machine ${cpu.machineMsPerAllocation} ms (${cpu.machineBusyPercent}% busy)`,
     );
     await service.stop();
 

@@ -92,6 +92,7 @@ export class CartesiaProvider extends VoiceProvider {
         filename: request.sample.filename,
         contentType: request.sample.contentType,
         stream,
+        sizeBytes: request.sample.sizeBytes,
       },
       { name: 'name', value: request.name },
       { name: 'description', value: describeKey(request.idempotencyKey) },

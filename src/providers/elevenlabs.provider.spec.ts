@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { ElevenLabsProvider } from './elevenlabs.provider';
+import { INLINE_SAMPLE_BYTES } from './http';
 import { ProviderError } from './provider-error';
 import {
   memorySample,
@@ -37,7 +38,7 @@ describe('ElevenLabsProvider against a stub', () => {
   afterEach(() => stub.close());
 
   describe('createVoice', () => {
-    it('posts the multipart form of PROVIDERS.md with the file streamed intact', async () => {
+    it('posts the multipart form of PROVIDERS.md with the file intact', async () => {
       stub.reply({ status: 200, json: { voice_id: 'v1', requires_verification: false } });
       const req = request();
       await expect(provider.createVoice(req)).resolves.toEqual({ remoteVoiceId: 'v1' });
@@ -48,7 +49,9 @@ describe('ElevenLabsProvider against a stub', () => {
       expect(r.path).toBe('/v1/voices/add');
       expect(r.headers['xi-api-key']).toBe(KEY);
       expect(r.headers['content-type']).toMatch(/^multipart\/form-data; boundary=/);
-      expect(r.headers['transfer-encoding']).toBe('chunked');
+      // A clip this small goes as one buffered body with its length.
+      expect(r.headers['transfer-encoding']).toBeUndefined();
+      expect(Number(r.headers['content-length'])).toBe(r.body.length);
       const parts = await parseMultipart(r);
       expect(parts.map((p) => p.name)).toEqual(['name', 'files', 'description', 'labels']);
       const byName = Object.fromEntries(parts.map((p) => [p.name, p]));
@@ -59,6 +62,20 @@ describe('ElevenLabsProvider against a stub', () => {
       expect(byName.description.value).toContain('vs_key:key-123');
       expect(JSON.parse(byName.labels.value!)).toEqual({ vs_key: 'key-123' });
       expect(req.sample.opened).toBe(1);
+    });
+
+    it('streams a sample larger than the inline limit instead of holding it whole', async () => {
+      stub.reply({ status: 200, json: { voice_id: 'v2', requires_verification: false } });
+      const big = randomBytes(INLINE_SAMPLE_BYTES + 1);
+      const req = {
+        ...request(),
+        sample: memorySample(big, { filename: 'big.wav', contentType: 'audio/wav' }),
+      };
+      await expect(provider.createVoice(req)).resolves.toEqual({ remoteVoiceId: 'v2' });
+      const r = stub.requests[0];
+      expect(r.headers['transfer-encoding']).toBe('chunked');
+      const files = (await parseMultipart(r)).find((p) => p.name === 'files');
+      expect(files?.data?.equals(big)).toBe(true);
     });
 
     it('makes exactly one request on a 500 and calls it retryable', async () => {

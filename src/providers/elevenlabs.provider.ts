@@ -111,6 +111,7 @@ export class ElevenLabsProvider extends VoiceProvider {
         filename: request.sample.filename,
         contentType: request.sample.contentType,
         stream,
+        sizeBytes: request.sample.sizeBytes,
       },
       { name: 'description', value: describeKey(request.idempotencyKey) },
       { name: 'labels', value: JSON.stringify({ [KEY_LABEL]: request.idempotencyKey }) },

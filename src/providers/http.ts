@@ -7,6 +7,14 @@ import type { SampleUpload } from './voice-provider.port';
 /** Per-request budget when the caller sets none. */
 export const DEFAULT_TIMEOUT_MS = 30_000;
 
+/**
+ * Samples up to this size are read whole before the request and sent as one buffer: a typical
+ * voice clip is far smaller, and a buffered body costs a fraction of the CPU of a streamed one
+ * (no web-stream conversion, no chunked encoding). Larger samples stream, so memory stays bounded
+ * at this size per concurrent allocation.
+ */
+export const INLINE_SAMPLE_BYTES = 4 * 1024 * 1024;
+
 /** Longest provider message kept in an error: answers can be whole HTML pages from a proxy. */
 const MAX_MESSAGE_CHARS = 500;
 
@@ -43,12 +51,21 @@ export async function openSample(sample: SampleUpload, provider: ProviderName): 
 
 export type MultipartPart =
   | { name: string; value: string }
-  | { name: string; filename: string; contentType: string; stream: Readable };
+  | {
+      name: string;
+      filename: string;
+      contentType: string;
+      stream: Readable;
+      /** The stream's length when known (stored samples know theirs). */
+      sizeBytes?: number;
+    };
 
 /** A multipart/form-data body produced chunk by chunk: the sample is never held whole in memory. */
 export interface MultipartBody {
   contentType: string;
   chunks: AsyncIterable<Uint8Array>;
+  /** Every stream part has a known size and together they fit in INLINE_SAMPLE_BYTES. */
+  readonly small: boolean;
   /** Set when reading the sample failed, so that failure is not mistaken for a network error. */
   readonly sourceError: unknown;
   /** Releases the sample streams whether or not the body was sent. */
@@ -64,6 +81,8 @@ export function multipartBody(parts: MultipartPart[]): MultipartBody {
   const boundary = `----voice-slots-${randomBytes(12).toString('hex')}`;
   const state: { sourceError: unknown } = { sourceError: undefined };
   const streams = parts.flatMap((p) => ('stream' in p ? [p.stream] : []));
+  const streamed = parts.flatMap((p) => ('stream' in p ? [p.sizeBytes ?? Infinity] : []));
+  const small = streamed.reduce((a, b) => a + b, 0) <= INLINE_SAMPLE_BYTES;
   async function* generate(): AsyncGenerator<Uint8Array> {
     try {
       for (const part of parts) {
@@ -92,11 +111,18 @@ export function multipartBody(parts: MultipartPart[]): MultipartBody {
   return {
     contentType: `multipart/form-data; boundary=${boundary}`,
     chunks: generate(),
+    small,
     get sourceError() {
       return state.sourceError;
     },
     dispose: () => streams.forEach((s) => s.destroy()),
   };
+}
+
+async function collect(chunks: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const parts: Uint8Array[] = [];
+  for await (const chunk of chunks) parts.push(chunk);
+  return Buffer.concat(parts);
 }
 
 export interface ErrorClassification {
@@ -158,11 +184,12 @@ export class ProviderHttpClient {
     let text: string;
     let retryAfter: string | null;
     try {
+      const body = multipart?.small ? await collect(multipart.chunks) : multipart?.chunks;
       const res = await fetch(url, {
         method,
         headers,
         signal,
-        ...(multipart ? { body: multipart.chunks, duplex: 'half' as const } : {}),
+        ...(body ? { body, duplex: 'half' as const } : {}),
       });
       status = res.status;
       retryAfter = res.headers.get('retry-after');
