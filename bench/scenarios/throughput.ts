@@ -6,6 +6,7 @@ import {
   cpuMs,
   cpuMsOf,
   machineCpuMs,
+  sleep,
   progress,
   REDIS_URL,
   waitUntil,
@@ -69,6 +70,7 @@ export async function throughput(
       }),
     );
     await allReady(world, 'warm-', warm);
+    const commits0 = await committed(world);
     const insertedAt = performance.now();
     const cpu0 = {
       service: cpuMs(service.pid ?? 0),
@@ -89,7 +91,7 @@ export async function throughput(
     progress(
       `throughput: ${n} voices queued; waiting for the scheduler's dispatch and the workers`,
     );
-    await allReady(world, 'tp-', n);
+    const polls = await allReady(world, 'tp-', n);
     const wallSeconds = (performance.now() - insertedAt) / 1000;
     const m1 = machineCpuMs();
     const cpu = {
@@ -106,6 +108,9 @@ export async function throughput(
         'bench process = provider sandbox + polling; postgres = all backends (incl. WAL writer); ' +
         'machine = all cores, everything running',
     };
+    // Transactions committed in the service's database per allocation, without the benchmark's
+    // own polling and the insert: the "about one commit" of the target, counted.
+    const commitsPerAllocation = round(((await committed(world)) - commits0 - polls - 1) / n, 2);
     const events = await world.db(async (c) => {
       const { rows } = await c.query<{ first_claim: Date; last_ready: Date; claims: number }>(
         `SELECT min(e.created_at) FILTER (WHERE e.type = 'claimed') AS first_claim,
@@ -169,6 +174,7 @@ export async function throughput(
           claims: events.claims,
           sandboxCreates: state.createCount - warm,
           cpu,
+          commitsPerAllocation,
           duplicateKeys: state.duplicateKeys.length,
         },
         bullCeiling: bull,
@@ -186,6 +192,13 @@ export async function throughput(
         }),
         info(
           'throughput',
+          'Postgres commits per allocation; CPU ms per allocation: service / sandbox / Postgres / Redis',
+          commitsPerAllocation,
+          `${commitsPerAllocation}; ${cpu.serviceMsPerAllocation} / ${cpu.benchProcessMsPerAllocation} / ` +
+            `${cpu.postgresMsPerAllocation} / ${cpu.redisMsPerAllocation} ms`,
+        ),
+        info(
+          'throughput',
           'allocations/s ÷ Bull no-op jobs/s (concurrency 8)',
           round(bullRatio, 3),
           `${bullRatio.toFixed(2)} (${allocPerSecond.toFixed(0)}/s vs ${bull.perSecond.toFixed(0)}/s)`,
@@ -200,13 +213,32 @@ export async function throughput(
 
 const round = (v: number, digits: number) => Number(v.toFixed(digits));
 
-/** Polls until `count` voices of users `prefix`* are ready; fails fast on a failed one. */
-async function allReady(world: TestWorld, prefix: string, count: number): Promise<void> {
+/**
+ * Transactions committed so far in the world's database. Postgres publishes its counters about
+ * once a second, so wait for the last ones first.
+ */
+async function committed(world: TestWorld): Promise<number> {
+  await sleep(1_500);
+  return world.db(async (c) => {
+    const { rows } = await c.query<{ n: string }>(
+      `SELECT xact_commit AS n FROM pg_stat_database WHERE datname = current_database()`,
+    );
+    return Number(rows[0].n);
+  });
+}
+
+/**
+ * Polls until `count` voices of users `prefix`* are ready; fails fast on a failed one. Returns how
+ * many polls it made (each a transaction of its own).
+ */
+async function allReady(world: TestWorld, prefix: string, count: number): Promise<number> {
   let lastReport = performance.now();
+  let polls = 0;
   await waitUntil(
     `${count} voices of ${prefix}* ready`,
     () =>
       world.db(async (c) => {
+        polls++;
         const { rows } = await c.query<{ ready: number; failed: number }>(
           `SELECT count(*) FILTER (WHERE status = 'ready')::int AS ready,
                   count(*) FILTER (WHERE status = 'failed')::int AS failed
@@ -223,6 +255,7 @@ async function allReady(world: TestWorld, prefix: string, count: number): Promis
     600_000,
     50,
   );
+  return polls;
 }
 
 async function bullCeiling(
