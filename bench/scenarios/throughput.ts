@@ -23,7 +23,7 @@ import {
   waitForAccountLimit,
 } from '../lib/world';
 
-/** The service's allocation concurrency per provider queue (src/slots/slots.worker.ts). */
+/** The service's allocation concurrency per provider queue (WORKER_ALLOCATION_CONCURRENCY). */
 const WORKER_CONCURRENCY = 8;
 /** The service's Postgres pool per process (DB_POOL_SIZE default). */
 const PG_POOL = 20;
@@ -53,6 +53,7 @@ export async function throughput(
       ...sandboxEnv(sandbox),
       CARTESIA_SLOT_LIMIT: '100000',
       SCHEDULER_TICK_SECONDS: '1',
+      WORKER_ALLOCATION_CONCURRENCY: String(WORKER_CONCURRENCY),
     });
     // The ElevenLabs limit comes from the account, read once at start.
     await waitForAccountLimit(world, 100_000);

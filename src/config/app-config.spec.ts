@@ -8,6 +8,7 @@ describe('loadConfig', () => {
     expect(config.workerProviders).toEqual(['elevenlabs', 'cartesia']);
     expect(config.providers.elevenlabs.sandbox).toBe(true);
     expect(config.providers.cartesia.slotLimit).toBe(100);
+    expect(config.WORKER_ALLOCATION_CONCURRENCY).toBe(8);
   });
 
   it('names every bad variable at once', () => {
@@ -18,12 +19,19 @@ describe('loadConfig', () => {
         APP_ROLES: 'api,chef',
         MAX_ATTEMPTS: '0',
         DATABASE_URL: 'nope',
+        WORKER_ALLOCATION_CONCURRENCY: '1000',
       });
     } catch (err) {
       expect(err).toBeInstanceOf(ConfigError);
       message = (err as Error).message;
     }
-    for (const name of ['PORT', 'APP_ROLES', 'MAX_ATTEMPTS', 'DATABASE_URL'])
+    for (const name of [
+      'PORT',
+      'APP_ROLES',
+      'MAX_ATTEMPTS',
+      'DATABASE_URL',
+      'WORKER_ALLOCATION_CONCURRENCY',
+    ])
       expect(message).toContain(name);
   });
 

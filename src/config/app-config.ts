@@ -38,6 +38,8 @@ const schema = z.object({
     .default('voice-slots'),
   APP_ROLES: csv(ROLES).default(['api', 'worker', 'scheduler']),
   WORKER_PROVIDERS: csv(PROVIDER_NAMES).optional(),
+  /** Allocations in flight per provider queue per worker process; provider calls are I/O-bound. */
+  WORKER_ALLOCATION_CONCURRENCY: int(8, 1).pipe(z.number().max(256)),
   AUTH_JWT_SECRET: z.string().min(16).default(DEV_JWT_SECRET),
   AUTH_JWKS_URL: z.url().optional(),
   AUTH_ISSUER: z.string().optional(),

@@ -14,9 +14,6 @@ import { ALLOCATION_QUEUE, JobName, QueueName, type JobPayloads } from '../queue
 import { AllocationService } from './allocation.service';
 import { CapacityService } from './capacity.service';
 
-/** Parallel allocations per provider queue per worker process; provider calls are I/O-bound. */
-const ALLOCATION_CONCURRENCY = 8;
-
 /**
  * The worker role's allocation and maintenance processors. Registered only when this replica has
  * the worker role, and for allocation only for WORKER_PROVIDERS. Processors stay thin: parse, call
@@ -40,7 +37,7 @@ export class SlotsWorker implements OnApplicationBootstrap, BeforeApplicationShu
       const queue = this.queue(ALLOCATION_QUEUE[provider]);
       void queue.process(
         JobName.Allocate,
-        ALLOCATION_CONCURRENCY,
+        this.config.WORKER_ALLOCATION_CONCURRENCY,
         async (job: Job<JobPayloads[JobName.Allocate]>) => {
           const outcome = await runJob(
             job,
