@@ -3,12 +3,13 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import helmet from 'helmet';
-import { Logger } from 'nestjs-pino';
+import { Logger, PinoLogger } from 'nestjs-pino';
 import { AppModule } from './app.module';
 import { ConfigError, type AppConfig } from './config/app-config';
 import { hasRole } from './config/roles';
 import { ApiError } from './common/problem';
 import { runMigrations } from './database/data-source';
+import { requestLogging } from './observability/request-log';
 
 const JSON_BODY_LIMIT = '100kb';
 
@@ -22,6 +23,9 @@ export async function startApp(config: AppConfig): Promise<INestApplication> {
     bodyParser: false,
   });
   app.useLogger(app.get(Logger));
+  // First, so its line times the whole request and its reqId is on every line the request writes.
+  // The root logger is set when the modules are configured, before the first request.
+  app.use(requestLogging(() => PinoLogger.root));
   // helmet also drops X-Powered-By.
   app.use(
     helmet({

@@ -18,6 +18,7 @@ class Routes {
 
 /** Tokens carry their own user and scopes, base64url-encoded: `alice|voices:read admin`. */
 const fakeAuth = {
+  verifiedBefore: (_token: string): Principal | undefined => undefined,
   verify: (token: string): Promise<Principal> => {
     const decoded = Buffer.from(token, 'base64url').toString();
     if (decoded === 'down') return Promise.reject(new AuthUnavailableError('jwks down'));

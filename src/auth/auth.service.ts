@@ -8,6 +8,7 @@ import {
   type JWTVerifyGetKey,
   type JWTVerifyOptions,
 } from 'jose';
+import { LruCache } from '../common/lru-cache';
 import { AppConfig } from '../config/config.module';
 
 export const SCOPES = ['voices:read', 'voices:write', 'admin'] as const;
@@ -27,6 +28,19 @@ export class AuthUnavailableError extends Error {}
 /** Far above any real JWT; refusing bigger ones bounds the work a hostile header can cause. */
 export const MAX_TOKEN_LENGTH = 8192;
 const CLOCK_TOLERANCE_SECONDS = 5;
+
+/**
+ * Verified tokens are remembered so a client's repeated requests skip the signature check (an
+ * HMAC or RSA/ECDSA verify and the claim checks, the largest cost of a cheap request). Bounded in
+ * count; only tokens that verified get in, so a flood of forged tokens cannot fill it.
+ */
+const VERIFIED_TOKENS_MAX = 10_000;
+/**
+ * How long a verified token is trusted without verifying it again (never past its `exp`). A key
+ * removed from the identity provider's JWKS (rotation after a compromise) stops being honoured
+ * once jose's key-set cache lets go of it, plus at most this long for tokens verified before.
+ */
+export const VERIFIED_TOKEN_TTL_MS = 60_000;
 /** What a JWKS failure may be without the token being at fault. */
 const KEY_LOOKUP_TOKEN_ERRORS = [
   errors.JWKSNoMatchingKey,
@@ -44,14 +58,27 @@ const KEY_LOOKUP_TOKEN_ERRORS = [
 export class AuthService {
   private readonly secret: Uint8Array;
   private readonly jwks: JWTVerifyGetKey | null;
+  private readonly verified = new LruCache<string, Principal>(VERIFIED_TOKENS_MAX);
 
   constructor(private readonly config: AppConfig) {
     this.secret = new TextEncoder().encode(config.AUTH_JWT_SECRET);
     this.jwks = config.AUTH_JWKS_URL ? guardedKeySet(new URL(config.AUTH_JWKS_URL)) : null;
   }
 
+  /**
+   * The principal of a token that verified within the last VERIFIED_TOKEN_TTL_MS and has not
+   * expired, or undefined: the caller then verifies it. The key is the whole token, signature
+   * included, so a token differing from a verified one in any byte is verified on its own.
+   */
+  verifiedBefore(token: string): Principal | undefined {
+    return this.verified.get(token, Date.now());
+  }
+
   async verify(token: string): Promise<Principal> {
     if (token.length > MAX_TOKEN_LENGTH) throw new InvalidTokenError('token too long');
+    const now = Date.now();
+    const known = this.verified.get(token, now);
+    if (known) return known;
     const options: JWTVerifyOptions = {
       issuer: this.config.AUTH_ISSUER,
       audience: this.config.AUTH_AUDIENCE,
@@ -68,7 +95,11 @@ export class AuthService {
       if (err instanceof AuthUnavailableError) throw err;
       throw new InvalidTokenError(err instanceof Error ? err.message : 'invalid token');
     }
-    return principalOf(payload);
+    const principal = principalOf(payload);
+    // `exp` is a required claim, so jose has checked it is a number.
+    const exp = (payload.exp as number) * 1000;
+    this.verified.set(token, principal, Math.min(exp, now + VERIFIED_TOKEN_TTL_MS), now);
+    return principal;
   }
 }
 

@@ -6,6 +6,8 @@ import { context, isSpanContextValid, trace } from '@opentelemetry/api';
  * a Bull job's id and queue, the voice it is about, and what is learnt on the way (user, provider).
  */
 export interface LogContext {
+  /** The HTTP request being served (its X-Request-Id, or a generated one). */
+  reqId?: string;
   jobId?: string;
   queue?: string;
   voiceId?: string;
@@ -49,6 +51,12 @@ export function logMixin(): Record<string, string> {
   return fields;
 }
 
+/** A loop rather than entries/filter/fromEntries: this runs once per HTTP request. */
 function defined(fields: LogContext): LogContext {
-  return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
+  const out: Record<string, string> = {};
+  for (const key in fields) {
+    const value = fields[key as keyof LogContext];
+    if (value !== undefined) out[key] = value;
+  }
+  return out;
 }

@@ -1,5 +1,3 @@
-import { randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
 import type { Params } from 'nestjs-pino';
 import type { AppConfig } from '../config/app-config';
 import { logMixin } from './log-context';
@@ -11,11 +9,6 @@ export function isQuietPath(url: string): boolean {
   return QUIET.test(url);
 }
 
-/**
- * Structured JSON logs; credentials never reach them. Every line carries the log context
- * (jobId, queue, voiceId, userId, provider: see log-context.ts) and the active traceId/spanId;
- * lines written while serving a request carry its reqId.
- */
 /**
  * Keeps an error's type, message, code, status, stack and cause, and nothing else. pino-http hands
  * custom serializers the standard serializer's plain-object output rather than the Error itself,
@@ -35,13 +28,18 @@ export function serializeError(err: unknown): Record<string, unknown> {
   return out;
 }
 
+/**
+ * Structured JSON logs; credentials never reach them. Every line carries the log context
+ * (reqId, jobId, queue, voiceId, userId, provider: see log-context.ts) and the active
+ * traceId/spanId. nestjs-pino provides Nest's logger over this root logger; the request lines are
+ * written by requestLogging (request-log.ts), mounted first in bootstrap.ts, instead of
+ * nestjs-pino's pino-http middleware, which is mounted on no route.
+ */
 export function loggerParams(config: Pick<AppConfig, 'LOG_LEVEL'>): Params {
   return {
     pinoHttp: {
       level: config.LOG_LEVEL,
       mixin: logMixin,
-      // Lines inside a request carry its reqId only; the one "request completed" line has the rest.
-      quietReqLogger: true,
       // Errors are logged by their type, message, code and stack only: HTTP client errors carry
       // whole request configs (headers with keys) that redaction paths cannot reach at every depth.
       serializers: { err: serializeError },
@@ -69,13 +67,7 @@ export function loggerParams(config: Pick<AppConfig, 'LOG_LEVEL'>): Params {
         ],
         censor: '[redacted]',
       },
-      genReqId: (req: IncomingMessage) => {
-        const given = req.headers['x-request-id'];
-        return typeof given === 'string' && /^[\w.-]{1,100}$/.test(given) ? given : randomUUID();
-      },
-      autoLogging: { ignore: (req: IncomingMessage) => isQuietPath(req.url ?? '') },
-      customLogLevel: (_req, res, err) =>
-        err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
     },
+    forRoutes: [],
   };
 }

@@ -5,6 +5,7 @@ import { IdempotencyRepository } from './idempotency.repository';
 import { LastUseRecorder } from './last-use.recorder';
 import { MetadataService } from './metadata.service';
 import { MetadataWorker } from './metadata.worker';
+import { ReadyVoiceCache } from './ready-voice.cache';
 import { UploadService } from './upload.service';
 import { VoiceDataModule } from './voice-data.module';
 import { VoiceEventsListener } from './voice-events.listener';
@@ -19,6 +20,7 @@ import { VoiceService } from './voice.service';
     MetadataWorker,
     VoiceEventsListener,
     LastUseRecorder,
+    ReadyVoiceCache,
     IdempotencyRepository,
   ],
   exports: [VoiceService, VoiceDataModule, IdempotencyRepository],

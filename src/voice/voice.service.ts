@@ -15,6 +15,7 @@ import { CapacityService } from '../slots/capacity.service';
 import { DispatcherService } from '../slots/dispatcher.service';
 import { IdempotencyRepository } from './idempotency.repository';
 import { LastUseRecorder } from './last-use.recorder';
+import { ReadyVoiceCache, type ReadTicket } from './ready-voice.cache';
 import { UploadService } from './upload.service';
 import { toVoiceDto, type VoiceDto } from './voice.dto';
 import type { Voice } from './voice';
@@ -51,6 +52,7 @@ export class VoiceService {
     private readonly capacity: CapacityService,
     private readonly listener: VoiceEventsListener,
     private readonly lastUse: LastUseRecorder,
+    private readonly readyVoices: ReadyVoiceCache,
     private readonly idempotency: IdempotencyRepository,
     @InjectQueue(QueueName.Metadata) private readonly metadataQueue: Queue,
   ) {}
@@ -209,11 +211,16 @@ export class VoiceService {
    * their place. With waitSeconds, waits for `ready` on the commit notification.
    */
   async activate(userId: string, id: string, waitSeconds: number): Promise<ActivationResult> {
+    // The hot path: a ready voice of this user, read moments ago, whose lease has time to run.
+    const now = Date.now();
+    const cached = this.readyVoices.get(id, userId, now);
+    if (cached && this.leaseHasHalfLeft(cached, now)) return this.answerWithoutWrite(cached, now);
     const subscription =
       waitSeconds > 0
         ? await this.listener.subscribe(id, ['ready', 'failed', 'deleted'], waitSeconds * 1000)
         : null;
     try {
+      const ticket = this.readyVoices.ticket(now);
       let voice = await this.voices.findById(id, userId);
       if (!voice) throw notFound();
       if (voice.status === 'reclaimed') {
@@ -227,23 +234,28 @@ export class VoiceService {
         const reached = await subscription.wait;
         if (reached) voice = (await this.voices.findById(id, userId)) ?? voice;
       }
-      return await this.answerActivation(userId, voice);
+      return await this.answerActivation(userId, voice, ticket);
     } finally {
       subscription?.cancel();
     }
   }
 
-  private async answerActivation(userId: string, voice: Voice): Promise<ActivationResult> {
+  /**
+   * `ticket` was taken before `voice` was read: a ready voice answered without a write is cached
+   * with it, unless it changed since (see ReadyVoiceCache); null when it must not be cached.
+   */
+  private async answerActivation(
+    userId: string,
+    voice: Voice,
+    ticket: ReadTicket = null,
+  ): Promise<ActivationResult> {
     const id = voice.id;
     switch (voice.status) {
       case 'ready': {
         const now = Date.now();
-        const leaseMs = this.config.ACTIVATION_LEASE_SECONDS * 1000;
-        if (voice.leaseExpiresAt && voice.leaseExpiresAt.getTime() - now > leaseMs / 2) {
-          // The hot path: the lease still has more than half to run, so no write now; the use
-          // is recorded in the next batch.
-          this.lastUse.record(id, new Date(now));
-          return { voice: { ...voice, lastUsedAt: new Date(now) }, queue: null, ready: true };
+        if (this.leaseHasHalfLeft(voice, now)) {
+          this.readyVoices.fill(voice, ticket, now);
+          return this.answerWithoutWrite(voice, now);
         }
         const leased = await this.voices.transition({
           id,
@@ -277,6 +289,22 @@ export class VoiceService {
       case 'reclaimed':
         return { voice, queue: await this.voices.queuePosition(voice), ready: false };
     }
+  }
+
+  /**
+   * A lease with more than half to run is not renewed: activating answers without a write. The
+   * lease is only ever extended or cleared by a transition, so this holds for a cached read too.
+   */
+  private leaseHasHalfLeft(voice: Voice, now: number): boolean {
+    const leaseMs = this.config.ACTIVATION_LEASE_SECONDS * 1000;
+    return !!voice.leaseExpiresAt && voice.leaseExpiresAt.getTime() - now > leaseMs / 2;
+  }
+
+  /** The use is recorded in the next batch (LastUseRecorder), not written now. */
+  private answerWithoutWrite(voice: Voice, now: number): ActivationResult {
+    const at = new Date(now);
+    this.lastUse.record(voice.id, at);
+    return { voice: { ...voice, lastUsedAt: at }, queue: null, ready: true };
   }
 
   private async requeue(voice: Voice): Promise<Voice | null> {
