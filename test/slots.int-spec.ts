@@ -83,6 +83,60 @@ describe('slot pool on Postgres', () => {
     expect(again.flat()).toHaveLength(0);
   });
 
+  it('counts the voices a claim committed while another claim waited for the lock', async () => {
+    await slots.setLimits('elevenlabs', { configuredLimit: 3 });
+    for (let i = 0; i < 6; i++) await queueVoice(`user-${i}`);
+    // Another replica's claim, caught between taking the provider lock and committing.
+    await world.db(async (other) => {
+      await other.query('BEGIN');
+      await other.query(`SELECT 1 FROM providers WHERE name = 'elevenlabs' FOR UPDATE`);
+      await other.query(
+        `UPDATE voices SET status = 'allocating', fencing_token = fencing_token + 1
+          WHERE id IN (SELECT id FROM voices WHERE status = 'queued'
+                        ORDER BY fair_tag, queued_at, id LIMIT 2)`,
+      );
+      const waiting = claim('elevenlabs', 50);
+      // Commit only once the claim is blocked on the lock, i.e. after its statement has begun.
+      const deadline = Date.now() + 10_000;
+      for (let blocked = false; !blocked;) {
+        if (Date.now() > deadline) throw new Error('the claim never waited for the lock');
+        const { rows } = await other.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+        );
+        blocked = rows[0].n > 0;
+      }
+      await other.query('COMMIT');
+      expect(await waiting).toHaveLength(1);
+    });
+    expect(await slots.capacity('elevenlabs')).toMatchObject({ held: 3, free: 0, queued: 3 });
+  });
+
+  it('claims nothing under an open breaker until the cool-down, then exactly one probe', async () => {
+    await slots.setLimits('elevenlabs', { configuredLimit: 10 });
+    for (let i = 0; i < 4; i++) await queueVoice(`user-${i}`);
+    await ds.query(
+      `UPDATE providers SET breaker_state = 'open', breaker_opened_at = now() WHERE name = 'elevenlabs'`,
+    );
+    expect(await claim('elevenlabs', 50)).toHaveLength(0);
+    await ds.query(
+      `UPDATE providers SET breaker_opened_at = now() - interval '31 seconds' WHERE name = 'elevenlabs'`,
+    );
+    const probes = await Promise.all(Array.from({ length: 4 }, () => claim('elevenlabs', 50)));
+    expect(probes.flat()).toHaveLength(1);
+    const cap = await slots.capacity('elevenlabs');
+    expect(cap).toMatchObject({ breaker: 'half_open', held: 1, queued: 3 });
+    // While the probe's lease runs nothing more goes out; once it has run out, one more probe.
+    expect(await claim('elevenlabs', 50)).toHaveLength(0);
+    await ds.query(
+      `UPDATE providers SET breaker_probe_until = now() - interval '1 second' WHERE name = 'elevenlabs'`,
+    );
+    expect(await claim('elevenlabs', 50)).toHaveLength(1);
+    // A success closes the breaker and claims go back to filling every free slot.
+    await slots.recordProviderSuccess('elevenlabs');
+    expect(await claim('elevenlabs', 50)).toHaveLength(2);
+  });
+
   it('counts foreign voices and the lower of configured and account limits', async () => {
     await slots.setLimits('elevenlabs', { configuredLimit: 10, accountLimit: 4 });
     await slots.setForeignCount('elevenlabs', 1);

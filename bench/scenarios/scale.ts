@@ -333,7 +333,10 @@ async function databaseAtScale(queued: number, total: number, reps: number) {
   }
 }
 
-/** EXPLAIN (ANALYZE, BUFFERS) of each captured statement in one transaction, rolled back. */
+/**
+ * EXPLAIN (ANALYZE, BUFFERS, WAL) of each captured statement in one transaction, rolled back. WAL
+ * shows the full-page images a statement writes (pages first changed since a checkpoint).
+ */
 async function explain(
   ds: DataSource,
   statements: { query: string; parameters: unknown[] }[],
@@ -346,7 +349,7 @@ async function explain(
     for (const st of statements) {
       if (/^\s*(START|BEGIN|COMMIT|ROLLBACK|SET)\b/i.test(st.query)) continue;
       const rows: { 'QUERY PLAN': string }[] = await runner.query(
-        `EXPLAIN (ANALYZE, BUFFERS) ${st.query}`,
+        `EXPLAIN (ANALYZE, BUFFERS, WAL) ${st.query}`,
         st.parameters,
       );
       const plan = rows.map((r) => r['QUERY PLAN']).join('\n');

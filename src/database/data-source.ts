@@ -3,8 +3,13 @@ import { DataSource, type DataSourceOptions } from 'typeorm';
 import { ENTITIES } from './entities';
 import { InitialSchema1764489600000 } from './migrations/1764489600000-initial-schema';
 import { IdempotencyKeys1764576000000 } from './migrations/1764576000000-idempotency-keys';
+import { HeldSlots1764662400000 } from './migrations/1764662400000-held-slots';
 
-export const MIGRATIONS = [InitialSchema1764489600000, IdempotencyKeys1764576000000];
+export const MIGRATIONS = [
+  InitialSchema1764489600000,
+  IdempotencyKeys1764576000000,
+  HeldSlots1764662400000,
+];
 
 export function dataSourceOptions(databaseUrl: string, poolSize = 20): DataSourceOptions {
   return {

@@ -2,7 +2,6 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource, EntityManager } from 'typeorm';
 import type { ProviderName } from '../config/app-config';
-import { effectiveLimit } from '../slots/slots.repository';
 
 export interface Victim {
   voiceId: string;
@@ -33,8 +32,7 @@ export class ReclaimRepository {
       `SELECT EXISTS (SELECT 1 FROM voices WHERE provider = $1 AND status = 'queued') AND
               (SELECT COALESCE(LEAST(configured_limit, account_limit), configured_limit, account_limit, 0) - foreign_count
                  FROM providers WHERE name = $1) <=
-              (SELECT count(*) FROM voices WHERE provider = $1
-                  AND (status IN ('allocating','ready','reclaiming') OR remote_cleanup_pending)) AS needs`,
+              held_slots($1) AS needs`,
       [provider],
     );
     return row.needs;
@@ -47,52 +45,42 @@ export class ReclaimRepository {
    */
   async pickVictims(provider: ProviderName, policy: VictimPolicy): Promise<Victim[]> {
     return this.ds.transaction(async (em: EntityManager) => {
-      const [p]: {
-        configured_limit: number | null;
-        account_limit: number | null;
-        foreign_count: number;
-      }[] = await em.query(`SELECT * FROM providers WHERE name = $1 FOR UPDATE`, [provider]);
-      let want = policy.max;
-      if (policy.mode === 'backlog') {
-        const [c]: { held: number; reclaiming: number }[] = await em.query(
-          `SELECT count(*)::int AS held, count(*) FILTER (WHERE status = 'reclaiming')::int AS reclaiming
-             FROM voices WHERE provider = $1
-              AND (status IN ('allocating','ready','reclaiming') OR remote_cleanup_pending)`,
-          [provider],
-        );
-        // Count the backlog only as far as it could matter, so 100k queued costs nothing.
-        const [q]: { queued: number }[] = await em.query(
-          `SELECT count(*)::int AS queued FROM
-             (SELECT 1 FROM voices WHERE provider = $1 AND status = 'queued' LIMIT $2) s`,
-          [provider, c.held + policy.max + 1],
-        );
-        const free = Math.max(
-          0,
-          effectiveLimit(p.configured_limit, p.account_limit) - c.held - p.foreign_count,
-        );
-        want = Math.min(policy.max, q.queued - free - c.reclaiming);
-      }
-      if (want <= 0) return [];
+      // The choice below is a statement of its own, so its counts come from a snapshot taken once
+      // this lock is held: they include the victims and claims the previous holder committed.
+      await em.query(`SELECT 1 FROM providers WHERE name = $1 FOR UPDATE`, [provider]);
       const rows: { id: string; fencing_token: string; remote_voice_id: string | null }[] =
         await em.query(
-          `WITH picked AS (
-           SELECT id FROM voices
-            WHERE provider = $1 AND status = 'ready'
-              AND (lease_expires_at IS NULL OR lease_expires_at < now())
-              AND COALESCE(last_used_at, ready_at) < now() - make_interval(secs => $2)
-              AND ready_at < now() - make_interval(secs => $3)
-            ORDER BY last_used_at NULLS FIRST, ready_at
-            LIMIT $4 FOR UPDATE SKIP LOCKED),
-         u AS (
-           UPDATE voices v SET status = 'reclaiming', fencing_token = v.fencing_token + 1, updated_at = now()
-             FROM picked WHERE v.id = picked.id AND v.status = 'ready'
-           RETURNING v.id, v.fencing_token, v.remote_voice_id, v.last_used_at),
-         e AS (
-           INSERT INTO voice_events (voice_id, type, reason, from_status, to_status, metadata)
-           SELECT id, 'reclaiming', 'idle_reclaim', 'ready', 'reclaiming',
-                  jsonb_build_object('mode', $5::text, 'lastUsedAt', last_used_at) FROM u)
-         SELECT id, fencing_token, remote_voice_id FROM u`,
-          [provider, policy.minIdleSeconds, policy.minResidencySeconds, want, policy.mode],
+          `WITH covered AS MATERIALIZED (
+             -- Slots the backlog gets without new victims: the free ones and those being freed.
+             SELECT GREATEST(0, COALESCE(LEAST(configured_limit, account_limit), 0) - foreign_count
+                                - held_slots($1))
+                    + (SELECT count(*)::int FROM voices WHERE provider = $1 AND status = 'reclaiming') AS n
+               FROM providers WHERE name = $1),
+           want AS MATERIALIZED (
+             SELECT CASE WHEN $5::text = 'idle' THEN $4::int
+                    -- The backlog beyond those, counted only as far as it could matter (up to
+                    -- max more), so 100k queued voices cost nothing.
+                    ELSE (SELECT count(*)::int FROM
+                            (SELECT 1 FROM voices WHERE provider = $1 AND status = 'queued'
+                              LIMIT (SELECT n + $4 FROM covered)) q) - (SELECT n FROM covered) END AS n),
+           picked AS (
+             SELECT id FROM voices
+              WHERE provider = $1 AND status = 'ready'
+                AND (lease_expires_at IS NULL OR lease_expires_at < now())
+                AND COALESCE(last_used_at, ready_at) < now() - make_interval(secs => $2)
+                AND ready_at < now() - make_interval(secs => $3)
+              ORDER BY last_used_at NULLS FIRST, ready_at
+              LIMIT GREATEST(0, (SELECT n FROM want)) FOR UPDATE SKIP LOCKED),
+           u AS (
+             UPDATE voices v SET status = 'reclaiming', fencing_token = v.fencing_token + 1, updated_at = now()
+               FROM picked WHERE v.id = picked.id AND v.status = 'ready'
+             RETURNING v.id, v.fencing_token, v.remote_voice_id, v.last_used_at),
+           e AS (
+             INSERT INTO voice_events (voice_id, type, reason, from_status, to_status, metadata)
+             SELECT id, 'reclaiming', 'idle_reclaim', 'ready', 'reclaiming',
+                    jsonb_build_object('mode', $5::text, 'lastUsedAt', last_used_at) FROM u)
+           SELECT id, fencing_token, remote_voice_id FROM u`,
+          [provider, policy.minIdleSeconds, policy.minResidencySeconds, policy.max, policy.mode],
         );
       return rows.map((r) => ({
         voiceId: r.id,

@@ -93,9 +93,8 @@ export class SlotsRepository {
     );
   }
 
-  /** Voices that occupy (or may occupy) a remote slot right now. */
-  private heldSql = `SELECT count(*)::int AS n FROM voices
-     WHERE provider = $1 AND (status IN ('allocating','ready','reclaiming') OR remote_cleanup_pending)`;
+  /** Voices that occupy (or may occupy) a remote slot right now (held_slots, in a migration). */
+  private heldSql = `SELECT held_slots($1) AS n`;
 
   async capacity(provider: ProviderName): Promise<ProviderCapacity> {
     const [p]: ProviderRow[] = await this.ds.query(`SELECT * FROM providers WHERE name = $1`, [
@@ -131,61 +130,64 @@ export class SlotsRepository {
    * Claims up to `max` queued voices of one provider in fair order, under the provider's row lock,
    * so any number of dispatchers on any number of replicas never claim beyond the limit
    * (invariant 1). Returns what was claimed; the caller enqueues their jobs after the commit.
+   *
+   * One statement, so one round trip in an implicit transaction: `p` locks the provider row (the
+   * lock is re-read at its latest version once granted), then held_slots() counts with a fresh
+   * snapshot taken after the lock (see its migration for why that matters), and voices a previous
+   * lock holder claimed fail the `status = 'queued'` recheck of FOR UPDATE and are skipped.
+   * An open breaker claims nothing until its cool-down has passed and then exactly one voice, the
+   * half-open probe, recorded on the provider row in the same statement.
    */
   async claim(provider: ProviderName, opts: ClaimOptions): Promise<Claimed[]> {
-    return this.ds.transaction(async (em: EntityManager) => {
-      const [p]: ProviderRow[] = await em.query(
-        `SELECT * FROM providers WHERE name = $1 FOR UPDATE`,
-        [provider],
-      );
-      let max = opts.max;
-      if (p.breaker_state !== 'closed') {
-        // Open: claim nothing until the cool-down passes, then let exactly one probe through.
-        if (!probeDue(p, opts.breakerCooldownSeconds)) return [];
-        max = 1;
-      }
-      const [{ n: held }]: { n: number }[] = await em.query(this.heldSql, [provider]);
-      const free = effectiveLimit(p.configured_limit, p.account_limit) - held - p.foreign_count;
-      const take = Math.min(free, max);
-      if (take <= 0) return [];
-      const rows: {
-        id: string;
-        fencing_token: string;
-        fair_tag: string;
-        trace_context: Record<string, string> | null;
-      }[] = await em.query(
-        `WITH picked AS (
-           SELECT id FROM voices WHERE provider = $1 AND status = 'queued'
-            ORDER BY fair_tag, queued_at, id LIMIT $2 FOR UPDATE SKIP LOCKED),
-         u AS (
-           UPDATE voices v SET status = 'allocating', fencing_token = v.fencing_token + 1, claimed_at = now(),
-                  allocation_lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
-             FROM picked WHERE v.id = picked.id AND v.status = 'queued'
-           RETURNING v.id, v.fencing_token, v.fair_tag, v.trace_context),
-         e AS (
-           INSERT INTO voice_events (voice_id, type, reason, from_status, to_status, metadata)
-           SELECT id, 'claimed', 'slot_free', 'queued', 'allocating',
-                  jsonb_build_object('fencingToken', fencing_token::text) FROM u),
-         t AS (
-           UPDATE providers SET virtual_time = GREATEST(virtual_time, (SELECT max(fair_tag) FROM u)),
-                  -- Per claimed voice, gaps capped at 10 min so an idle night does not skew it.
-                  claim_interval_ms = CASE WHEN last_claim_at IS NULL THEN claim_interval_ms ELSE
-                    COALESCE(claim_interval_ms * 0.8, 0) + (CASE WHEN claim_interval_ms IS NULL THEN 1 ELSE 0.2 END) *
-                    LEAST(EXTRACT(EPOCH FROM now() - last_claim_at) * 1000, 600000) / (SELECT count(*) FROM u) END,
-                  last_claim_at = now()
-            WHERE name = $1 AND EXISTS (SELECT 1 FROM u))
-         SELECT * FROM u`,
-        [provider, take, opts.allocationLeaseSeconds],
-      );
-      if (rows.length && p.breaker_state !== 'closed') {
-        await this.startProbe(em, provider, rows[0].id, opts.allocationLeaseSeconds);
-      }
-      return rows.map((r) => ({
-        voiceId: r.id,
-        fencingToken: String(r.fencing_token),
-        traceContext: r.trace_context,
-      }));
-    });
+    const rows: {
+      id: string;
+      fencing_token: string;
+      trace_context: Record<string, string> | null;
+    }[] = await this.ds.query(
+      `WITH p AS MATERIALIZED (
+         SELECT name, COALESCE(LEAST(configured_limit, account_limit), 0) - foreign_count AS room,
+                CASE WHEN breaker_state = 'closed' THEN $2::int
+                     WHEN breaker_state = 'open'
+                       THEN (COALESCE(breaker_opened_at, 'epoch') + make_interval(secs => $4) <= now())::int
+                     ELSE (COALESCE(breaker_probe_until, 'epoch') <= now())::int END AS most
+           FROM providers WHERE name = $1 FOR UPDATE),
+       take AS MATERIALIZED (
+         SELECT CASE WHEN most > 0 THEN GREATEST(0, LEAST(most, room - held_slots(name))) ELSE 0 END AS n
+           FROM p),
+       picked AS (
+         SELECT id FROM voices WHERE provider = $1 AND status = 'queued'
+          ORDER BY fair_tag, queued_at, id LIMIT COALESCE((SELECT n FROM take), 0) FOR UPDATE SKIP LOCKED),
+       u AS (
+         UPDATE voices v SET status = 'allocating', fencing_token = v.fencing_token + 1, claimed_at = now(),
+                allocation_lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
+           FROM picked WHERE v.id = picked.id AND v.status = 'queued'
+         RETURNING v.id, v.fencing_token, v.fair_tag, v.trace_context),
+       e AS (
+         INSERT INTO voice_events (voice_id, type, reason, from_status, to_status, metadata)
+         SELECT id, 'claimed', 'slot_free', 'queued', 'allocating',
+                jsonb_build_object('fencingToken', fencing_token::text) FROM u),
+       t AS (
+         UPDATE providers SET virtual_time = GREATEST(virtual_time, (SELECT max(fair_tag) FROM u)),
+                -- Per claimed voice, gaps capped at 10 min so an idle night does not skew it.
+                claim_interval_ms = CASE WHEN last_claim_at IS NULL THEN claim_interval_ms ELSE
+                  COALESCE(claim_interval_ms * 0.8, 0) + (CASE WHEN claim_interval_ms IS NULL THEN 1 ELSE 0.2 END) *
+                  LEAST(EXTRACT(EPOCH FROM now() - last_claim_at) * 1000, 600000) / (SELECT count(*) FROM u) END,
+                last_claim_at = now(),
+                -- A claim under a breaker that is not closed is its one probe.
+                breaker_state = CASE WHEN breaker_state = 'closed' THEN 'closed' ELSE 'half_open' END,
+                breaker_probe_voice = CASE WHEN breaker_state = 'closed' THEN breaker_probe_voice
+                                           ELSE (SELECT id FROM u LIMIT 1) END,
+                breaker_probe_until = CASE WHEN breaker_state = 'closed' THEN breaker_probe_until
+                                           ELSE now() + make_interval(secs => $3) END
+          WHERE name = $1 AND EXISTS (SELECT 1 FROM u))
+       SELECT id, fencing_token, trace_context FROM u`,
+      [provider, opts.max, opts.allocationLeaseSeconds, opts.breakerCooldownSeconds],
+    );
+    return rows.map((r) => ({
+      voiceId: r.id,
+      fencingToken: String(r.fencing_token),
+      traceContext: r.trace_context,
+    }));
   }
 
   /**
