@@ -13,6 +13,29 @@ import { addLogContext } from '../observability/log-context';
 
 export type AllocationOutcome = 'ready' | 'adopted' | 'stale' | 'requeued' | 'failed';
 
+/**
+ * The allocation lease as this process last had it granted, on the monotonic clock (which keeps
+ * running while the process is frozen). Taken before the statement that grants it, so it never
+ * ends later here than in Postgres.
+ */
+class HeldLease {
+  private validUntil: number;
+
+  constructor(private readonly seconds: number) {
+    this.validUntil = performance.now() + seconds * 1000;
+  }
+
+  /** Call with the time taken just before the renewal that succeeded. */
+  renewed(requestedAt: number): void {
+    this.validUntil = requestedAt + this.seconds * 1000;
+  }
+
+  /** Safely ours for a while yet: a tenth of the lease (at most 5 s) kept as a margin. */
+  get comfortable(): boolean {
+    return performance.now() < this.validUntil - Math.min(5_000, this.seconds * 100);
+  }
+}
+
 /** Thrown to ask Bull for another try later; the attempt is already recorded in Postgres. */
 export class RetryLaterError extends Error {
   constructor(
@@ -46,6 +69,7 @@ export class AllocationService {
 
   async allocate(voiceId: string, fencingToken: string): Promise<AllocationOutcome> {
     const lease = this.config.ALLOCATION_LEASE_SECONDS;
+    const held = new HeldLease(lease);
     const begun = await this.slots.beginAttempt(voiceId, fencingToken, lease);
     if (!begun) return 'stale';
     const { voice } = begun;
@@ -71,12 +95,23 @@ export class AllocationService {
     // Keep the lease alive while a slow provider call runs, so the sweeper leaves us alone.
     const renew = setInterval(
       () => {
-        this.slots.renewLease(voiceId, fencingToken, lease).catch(() => undefined);
+        const at = performance.now();
+        this.slots
+          .renewLease(voiceId, fencingToken, lease)
+          .then((ok) => ok && held.renewed(at))
+          .catch(() => undefined);
       },
       Math.max(1_000, (lease * 1000) / 3),
     );
     try {
-      const { remoteVoiceId, adopted } = await this.createOnce(voice, voice.remoteTries);
+      const created = await this.createOnce(voice, voice.remoteTries, () =>
+        this.stillOurs(held, voiceId, fencingToken),
+      );
+      if (!created) {
+        this.logger.warn(ctx, 'allocation lease lost before the create; the sweeper has it');
+        return 'stale';
+      }
+      const { remoteVoiceId, adopted } = created;
       const breakerDirty = begun.breaker !== 'closed' || begun.breakerFailures > 0;
       if (breakerDirty && (await this.slots.recordProviderSuccess(voice.provider))) {
         this.logger.log({ provider: voice.provider }, 'provider breaker closed');
@@ -122,12 +157,16 @@ export class AllocationService {
   private async createOnce(
     voice: Voice,
     attempt: number,
-  ): Promise<{ remoteVoiceId: string; adopted: boolean }> {
+    stillOurs: () => Promise<boolean>,
+  ): Promise<{ remoteVoiceId: string; adopted: boolean } | null> {
     const provider = this.providers.get(voice.provider);
     if (attempt > 1) {
       const found = await provider.findByIdempotencyKey(voice.id);
       if (found) return { remoteVoiceId: found.remoteVoiceId, adopted: true };
     }
+    // A process frozen (or starved) past its lease must not create: the sweeper may have queued
+    // the voice again, and a late create would take a slot beyond the limit until undone.
+    if (!(await stillOurs())) return null;
     const created = await provider.createVoice({
       name: voice.name,
       idempotencyKey: voice.id,
@@ -140,6 +179,22 @@ export class AllocationService {
       },
     });
     return { remoteVoiceId: created.remoteVoiceId, adopted: false };
+  }
+
+  /**
+   * Whether the lease still covers a provider call: at once when it has time left here, else by
+   * renewing it, which succeeds only while Postgres still has the voice allocating under our token.
+   */
+  private async stillOurs(held: HeldLease, voiceId: string, token: string): Promise<boolean> {
+    if (held.comfortable) return true;
+    const at = performance.now();
+    const renewed = await this.slots.renewLease(
+      voiceId,
+      token,
+      this.config.ALLOCATION_LEASE_SECONDS,
+    );
+    if (renewed) held.renewed(at);
+    return renewed;
   }
 
   private async onProviderError(
