@@ -1,4 +1,4 @@
-import { ValidationPipe, VersioningType, type INestApplication } from '@nestjs/common';
+import { VersioningType, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
@@ -7,7 +7,9 @@ import { Logger, PinoLogger } from 'nestjs-pino';
 import { AppModule } from './app.module';
 import { ConfigError, type AppConfig } from './config/app-config';
 import { hasRole } from './config/roles';
-import { ApiError } from './common/problem';
+import { constantHeaders } from './common/constant-headers';
+import { ApiValidationPipe } from './common/api-validation.pipe';
+import { weakEtag } from './common/etag';
 import { runMigrations } from './database/data-source';
 import { requestLogging } from './observability/request-log';
 
@@ -26,18 +28,23 @@ export async function startApp(config: AppConfig): Promise<INestApplication> {
   // First, so its line times the whole request and its reqId is on every line the request writes.
   // The root logger is set when the modules are configured, before the first request.
   app.use(requestLogging(() => PinoLogger.root));
-  // helmet also drops X-Powered-By.
+  // Recorded once from helmet and replayed (see constantHeaders); helmet also drops X-Powered-By,
+  // which Express need not set in the first place.
+  app.disable('x-powered-by');
+  app.set('etag', weakEtag);
   app.use(
-    helmet({
-      contentSecurityPolicy: {
-        useDefaults: true,
-        directives: {
-          // Swagger UI at /docs loads its scripts from 'self' and sets inline styles; helmet's
-          // defaults allow both. Upgrading to https would break /docs on a plain-http port.
-          upgradeInsecureRequests: null,
+    constantHeaders(
+      helmet({
+        contentSecurityPolicy: {
+          useDefaults: true,
+          directives: {
+            // Swagger UI at /docs loads its scripts from 'self' and sets inline styles; helmet's
+            // defaults allow both. Upgrading to https would break /docs on a plain-http port.
+            upgradeInsecureRequests: null,
+          },
         },
-      },
-    }),
+      }),
+    ),
   );
   app.enableCors({
     // No origins configured: no CORS headers at all, so browsers keep other sites out.
@@ -53,19 +60,7 @@ export async function startApp(config: AppConfig): Promise<INestApplication> {
   app.useBodyParser('urlencoded', { limit: JSON_BODY_LIMIT, extended: false, parameterLimit: 100 });
   app.enableShutdownHooks();
   app.enableVersioning({ type: VersioningType.URI, defaultVersion: undefined });
-  app.useGlobalPipes(
-    new ValidationPipe({
-      transform: true,
-      whitelist: true,
-      forbidNonWhitelisted: true,
-      exceptionFactory: (errors) =>
-        new ApiError(
-          422,
-          'validation_failed',
-          errors.flatMap((e) => Object.values(e.constraints ?? {})).join('; ') || 'Invalid request',
-        ),
-    }),
-  );
+  app.useGlobalPipes(new ApiValidationPipe());
   if (hasRole(config, 'api')) {
     const document = SwaggerModule.createDocument(
       app,

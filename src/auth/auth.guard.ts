@@ -9,6 +9,7 @@ import {
 import { Reflector } from '@nestjs/core';
 import type { Request } from 'express';
 import { ApiError } from '../common/problem';
+import { RouteMemo } from '../common/route-memo';
 import { AuthService, AuthUnavailableError, type Principal, type Scope } from './auth.service';
 
 const SCOPES_KEY = 'required_scopes';
@@ -28,6 +29,7 @@ const API_PATH = /^\/v\d+(\/|$)/;
 @Injectable()
 export class AuthGuard implements CanActivate {
   private readonly logger = new Logger(AuthGuard.name);
+  private readonly routeScopes = new RouteMemo<Scope[] | undefined>();
 
   constructor(
     private readonly auth: AuthService,
@@ -37,10 +39,12 @@ export class AuthGuard implements CanActivate {
   async canActivate(context: ExecutionContext): Promise<boolean> {
     if (context.getType() !== 'http') return true;
     const req = context.switchToHttp().getRequest<AuthedRequest>();
-    let scopes = this.reflector.getAllAndOverride<Scope[] | undefined>(SCOPES_KEY, [
-      context.getHandler(),
-      context.getClass(),
-    ]);
+    let scopes = this.routeScopes.get(context, () =>
+      this.reflector.getAllAndOverride<Scope[] | undefined>(SCOPES_KEY, [
+        context.getHandler(),
+        context.getClass(),
+      ]),
+    );
     if (!scopes) {
       if (!API_PATH.test(req.path)) return true;
       this.logger.error(

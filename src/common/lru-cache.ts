@@ -1,13 +1,22 @@
+interface Entry<V> {
+  value: V;
+  expiresAt: number;
+  /** Read since it last reached the front of the eviction queue (see set). */
+  used: boolean;
+}
+
 /**
- * A bounded in-process cache whose entries also expire: the least recently used entry goes when
- * it is full, and an entry past its own deadline is never returned. Map keeps insertion order, so
- * re-inserting on a hit makes the first key the least recently used one.
+ * A bounded in-process cache whose entries also expire: when it is full, an entry not read
+ * recently goes (CLOCK, an approximation of least-recently-used), and an entry past its own
+ * deadline is never returned. A read only flags its entry rather than moving it to the back of
+ * the Map, since deleting and re-inserting on every hit costs more than the lookup on the hot
+ * path these caches serve.
  *
  * Time is passed in by the caller (milliseconds since the epoch), so one Date.now() serves a
  * whole request and tests need no fake clock.
  */
 export class LruCache<K, V> {
-  private readonly entries = new Map<K, { value: V; expiresAt: number }>();
+  private readonly entries = new Map<K, Entry<V>>();
 
   constructor(private readonly maxEntries: number) {
     if (!(maxEntries >= 1)) throw new Error('an LruCache holds at least one entry');
@@ -24,8 +33,7 @@ export class LruCache<K, V> {
       this.entries.delete(key);
       return undefined;
     }
-    this.entries.delete(key);
-    this.entries.set(key, entry);
+    entry.used = true;
     return entry.value;
   }
 
@@ -33,11 +41,8 @@ export class LruCache<K, V> {
   set(key: K, value: V, expiresAt: number, now: number): void {
     this.entries.delete(key);
     if (expiresAt <= now) return;
-    if (this.entries.size >= this.maxEntries) {
-      const oldest = this.entries.keys().next();
-      if (!oldest.done) this.entries.delete(oldest.value);
-    }
-    this.entries.set(key, { value, expiresAt });
+    if (this.entries.size >= this.maxEntries) this.evictOne(now);
+    this.entries.set(key, { value, expiresAt, used: false });
   }
 
   delete(key: K): void {
@@ -46,5 +51,21 @@ export class LruCache<K, V> {
 
   clear(): void {
     this.entries.clear();
+  }
+
+  /**
+   * From the oldest insertion on: an expired or unread entry goes; a read one gets a second
+   * chance at the back of the queue, unflagged. Ends within two passes over the entries.
+   */
+  private evictOne(now: number): void {
+    for (const [key, entry] of this.entries) {
+      this.entries.delete(key);
+      if (entry.expiresAt > now && entry.used) {
+        entry.used = false;
+        this.entries.set(key, entry);
+        continue;
+      }
+      return;
+    }
   }
 }

@@ -1,20 +1,23 @@
 import {
   applyDecorators,
+  Global,
   Injectable,
   Module,
+  SetMetadata,
   UseGuards,
+  type CanActivate,
   type DynamicModule,
   type ExecutionContext,
 } from '@nestjs/common';
-import {
-  SkipThrottle,
-  ThrottlerGuard,
-  ThrottlerModule,
-  type ThrottlerLimitDetail,
-} from '@nestjs/throttler';
+import { Reflector } from '@nestjs/core';
+import { DEFAULT_IPV6_SUBNET_PREFIX, normalizeIp } from '@nestjs/throttler';
+import { createHash } from 'node:crypto';
+import type { Request, Response } from 'express';
 import type { Principal } from '../auth/auth.service';
 import { AppConfig } from '../config/config.module';
+import { LruCache } from './lru-cache';
 import { ApiError } from './problem';
+import { RouteMemo } from './route-memo';
 import { RedisThrottlerStorage } from './redis-throttler.storage';
 
 /** The limited actions; each has its own per-minute budget per user (see RATE_LIMIT_* in config). */
@@ -22,52 +25,120 @@ export const RATE_LIMITS = ['uploads', 'activations'] as const;
 export type RateLimitName = (typeof RATE_LIMITS)[number];
 
 const WINDOW_MS = 60_000;
+const RATE_LIMIT_KEY = 'rate_limit';
+/** Storage keys of recently seen users, so a busy user's key is not hashed on every request. */
+const KEYS_REMEMBERED = 10_000;
+const KEY_MEMORY_MS = 10 * 60_000;
+
+interface Budget {
+  name: RateLimitName;
+  limit: number;
+  ttl: number;
+  blockDuration: number;
+}
 
 /**
  * Throttles per authenticated user (the token's `sub`), falling back to the client address for
  * requests without one. It runs as a route guard, after the global AuthGuard has set the principal.
+ *
+ * Budgets, storage keys and headers are those of @nestjs/throttler's ThrottlerGuard (which this
+ * replaced), so replicas of either version count in the same Redis keys during a rolling deploy:
+ * a fixed window per user and budget, a block of one window past the limit, X-RateLimit-*-<name>
+ * headers, 429 rate_limited with Retry-After. What is per route (its budget, its key prefix) is
+ * read once per route rather than on every request.
  */
 @Injectable()
-export class UserThrottlerGuard extends ThrottlerGuard {
-  protected override getTracker(req: Record<string, unknown>): Promise<string> {
-    const principal = req.principal as Principal | undefined;
-    if (principal) return Promise.resolve(`user:${principal.userId}`);
-    return super.getTracker(req).then((ip) => `ip:${ip}`);
+export class RateLimitGuard implements CanActivate {
+  private readonly budgets: Record<RateLimitName, Budget>;
+  private readonly routes = new RouteMemo<{ budget: Budget; keyPrefix: string } | null>();
+  private readonly keys = new LruCache<string, string>(KEYS_REMEMBERED);
+
+  constructor(
+    config: AppConfig,
+    private readonly storage: RedisThrottlerStorage,
+    private readonly reflector: Reflector,
+  ) {
+    const budget = (name: RateLimitName, limit: number): Budget => ({
+      name,
+      limit,
+      ttl: WINDOW_MS,
+      blockDuration: WINDOW_MS,
+    });
+    this.budgets = {
+      uploads: budget('uploads', config.RATE_LIMIT_UPLOADS_PER_MINUTE),
+      activations: budget('activations', config.RATE_LIMIT_ACTIVATIONS_PER_MINUTE),
+    };
   }
 
-  protected override throwThrottlingException(
-    _context: ExecutionContext,
-    detail: ThrottlerLimitDetail,
-  ): Promise<void> {
-    const retryAfter = Math.max(1, detail.timeToBlockExpire);
-    return Promise.reject(
-      new ApiError(429, 'rate_limited', `Too many requests; retry in ${retryAfter} s`, {
-        'Retry-After': String(retryAfter),
-      }),
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const route = this.routeOf(context);
+    if (!route) return true;
+    const http = context.switchToHttp();
+    const req = http.getRequest<Request & { principal?: Principal }>();
+    const res = http.getResponse<Response>();
+    const tracker = req.principal
+      ? `user:${req.principal.userId}`
+      : `ip:${normalizeIp(req.ip ?? '', DEFAULT_IPV6_SUBNET_PREFIX)}`;
+    const { name, limit, ttl, blockDuration } = route.budget;
+    const hit = await this.storage.increment(
+      this.keyOf(route.keyPrefix, tracker),
+      ttl,
+      limit,
+      blockDuration,
+      name,
     );
+    if (hit.isBlocked) {
+      const retryAfter = String(Math.max(1, hit.timeToBlockExpire));
+      res.setHeader(`Retry-After-${name}`, retryAfter);
+      throw new ApiError(429, 'rate_limited', `Too many requests; retry in ${retryAfter} s`, {
+        'Retry-After': retryAfter,
+      });
+    }
+    res.setHeader(`X-RateLimit-Limit-${name}`, String(limit));
+    res.setHeader(`X-RateLimit-Remaining-${name}`, String(Math.max(0, limit - hit.totalHits)));
+    res.setHeader(`X-RateLimit-Reset-${name}`, String(hit.timeToExpire));
+    return true;
+  }
+
+  private routeOf(context: ExecutionContext): { budget: Budget; keyPrefix: string } | null {
+    return this.routes.get(context, () => {
+      const handler = context.getHandler();
+      const name = this.reflector.get<RateLimitName | undefined>(RATE_LIMIT_KEY, handler);
+      if (!name) return null;
+      return {
+        budget: this.budgets[name],
+        keyPrefix: `${context.getClass().name}-${handler.name}-${name}`,
+      };
+    });
+  }
+
+  /** ThrottlerGuard's key: sha256 of "<controller>-<handler>-<budget>-<tracker>". */
+  private keyOf(prefix: string, tracker: string): string {
+    const text = `${prefix}-${tracker}`;
+    const now = Date.now();
+    let key = this.keys.get(text, now);
+    if (key === undefined) {
+      key = createHash('sha256').update(text).digest('hex');
+      this.keys.set(text, key, now + KEY_MEMORY_MS, now);
+    }
+    return key;
   }
 }
 
 /** Limits a route by the named per-user budget (and by no other). */
-export function RateLimit(name: RateLimitName): MethodDecorator & ClassDecorator {
-  const others = Object.fromEntries(RATE_LIMITS.filter((n) => n !== name).map((n) => [n, true]));
-  return applyDecorators(SkipThrottle(others), UseGuards(UserThrottlerGuard));
+export function RateLimit(name: RateLimitName): MethodDecorator {
+  return applyDecorators(SetMetadata(RATE_LIMIT_KEY, name), UseGuards(RateLimitGuard));
 }
 
-@Module({ providers: [RedisThrottlerStorage], exports: [RedisThrottlerStorage] })
-class RateLimitStorageModule {}
+@Global()
+@Module({})
+class RateLimitModule {}
 
-/** The throttler with its Redis storage; routes opt in with @RateLimit. */
+/** The rate limiter's Redis storage, for every module's routes; routes opt in with @RateLimit. */
 export function rateLimitModule(): DynamicModule {
-  return ThrottlerModule.forRootAsync({
-    imports: [RateLimitStorageModule],
-    inject: [AppConfig, RedisThrottlerStorage],
-    useFactory: (config: AppConfig, storage: RedisThrottlerStorage) => ({
-      storage,
-      throttlers: [
-        { name: 'uploads', ttl: WINDOW_MS, limit: config.RATE_LIMIT_UPLOADS_PER_MINUTE },
-        { name: 'activations', ttl: WINDOW_MS, limit: config.RATE_LIMIT_ACTIVATIONS_PER_MINUTE },
-      ] satisfies { name: RateLimitName; ttl: number; limit: number }[],
-    }),
-  });
+  return {
+    module: RateLimitModule,
+    providers: [RedisThrottlerStorage],
+    exports: [RedisThrottlerStorage],
+  };
 }
