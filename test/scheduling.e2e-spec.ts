@@ -100,14 +100,24 @@ describe('fair slot scheduling with reclaim', () => {
       const claimTimes = uploads.filter((u) => u.user === user).map((u) => firstClaim.get(u.id)!);
       expect(claimTimes).toEqual([...claimTimes].sort((a, b) => a - b));
     }
-    // The user who uploaded last is not served after the whole of an earlier burst.
-    const lastOf = (user: string) =>
-      Math.max(...order.filter((o) => o.user === user).map((o) => o.at));
-    const firstOf = (user: string) =>
-      Math.min(...order.filter((o) => o.user === user).map((o) => o.at));
-    expect(firstOf('late')).toBeLessThan(lastOf('early'));
-    expect(firstOf('late')).toBeLessThan(lastOf('middle'));
-
+    // The user who uploads last waits for a round, not for the earlier bursts: from the moment a
+    // late voice queues until it is claimed, each other user gets at most two claims ahead of it
+    // (one voice at the current virtual time, one at the next tag), however long their bursts are.
+    const lateFirst = uploads.find((u) => u.user === 'late')!.id;
+    const ahead = await world.db(async (c) => {
+      const rows = await c.query<{ user_id: string; n: number }>(
+        `WITH q AS (SELECT min(created_at) AS at FROM voice_events WHERE voice_id = $1 AND to_status = 'queued'),
+              k AS (SELECT min(created_at) AS at FROM voice_events WHERE voice_id = $1 AND type = 'claimed')
+         SELECT v.user_id, count(*)::int AS n FROM voice_events e JOIN voices v ON v.id = e.voice_id
+          WHERE e.type = 'claimed' AND v.provider = 'elevenlabs'
+            AND e.created_at > (SELECT at FROM q) AND e.created_at < (SELECT at FROM k)
+          GROUP BY v.user_id`,
+        [lateFirst],
+      );
+      return Object.fromEntries(rows.rows.map((r) => [r.user_id, r.n]));
+    });
+    for (const user of ['early', 'middle']) expect(ahead[user] ?? 0).toBeLessThanOrEqual(2);
+    expect(ahead.late ?? 0).toBe(0);
     const state = sandbox.state();
     expect(state.elevenlabs.maxHeld).toBeLessThanOrEqual(3);
     expect(state.elevenlabs.voiceLimitReachedCount).toBe(0);

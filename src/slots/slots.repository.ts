@@ -161,7 +161,7 @@ export class SlotsRepository {
          UPDATE voices v SET status = 'allocating', fencing_token = v.fencing_token + 1, claimed_at = now(),
                 allocation_lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
            FROM picked WHERE v.id = picked.id AND v.status = 'queued'
-         RETURNING v.id, v.fencing_token, v.fair_tag, v.trace_context),
+         RETURNING v.id, v.fencing_token, v.fair_tag, v.queued_at, v.trace_context),
        e AS (
          INSERT INTO voice_events (voice_id, type, reason, from_status, to_status, metadata)
          SELECT id, 'claimed', 'slot_free', 'queued', 'allocating',
@@ -180,7 +180,9 @@ export class SlotsRepository {
                 breaker_probe_until = CASE WHEN breaker_state = 'closed' THEN breaker_probe_until
                                            ELSE now() + make_interval(secs => $3) END
           WHERE name = $1 AND EXISTS (SELECT 1 FROM u))
-       SELECT id, fencing_token, trace_context FROM u`,
+       -- In claim order: jobs are enqueued in this order, and UPDATE ... RETURNING follows the
+       -- join's plan, not the pick's ORDER BY.
+       SELECT id, fencing_token, trace_context FROM u ORDER BY fair_tag, queued_at, id`,
       [provider, opts.max, opts.allocationLeaseSeconds, opts.breakerCooldownSeconds],
     );
     return rows.map((r) => ({

@@ -268,8 +268,9 @@ export class VoiceRepository {
     const rows: { tag: string }[] = await em.query(
       `SELECT GREATEST(
           (SELECT virtual_time FROM providers WHERE name = $1),
+          -- Only queued voices: a claimed voice's tag is never above the virtual time.
           COALESCE((SELECT max(fair_tag) FROM voices
-                     WHERE provider = $1 AND user_id = $2 AND status IN ('queued','allocating')), 0)
+                     WHERE provider = $1 AND user_id = $2 AND status = 'queued'), 0)
         ) + 1 AS tag`,
       [provider, userId],
     );
