@@ -11,6 +11,8 @@ import { constantHeaders } from './common/constant-headers';
 import { ApiValidationPipe } from './common/api-validation.pipe';
 import { weakEtag } from './common/etag';
 import { runMigrations } from './database/data-source';
+import { httpMetrics } from './observability/http-metrics.middleware';
+import { MetricsService } from './observability/metrics.service';
 import { requestLogging } from './observability/request-log';
 
 const JSON_BODY_LIMIT = '100kb';
@@ -28,6 +30,7 @@ export async function startApp(config: AppConfig): Promise<INestApplication> {
   // First, so its line times the whole request and its reqId is on every line the request writes.
   // The root logger is set when the modules are configured, before the first request.
   app.use(requestLogging(() => PinoLogger.root));
+  app.use(httpMetrics(app.get(MetricsService)));
   // Recorded once from helmet and replayed (see constantHeaders); helmet also drops X-Powered-By,
   // which Express need not set in the first place.
   app.disable('x-powered-by');

@@ -36,7 +36,8 @@ export class AuthGuard implements CanActivate {
     private readonly reflector: Reflector,
   ) {}
 
-  async canActivate(context: ExecutionContext): Promise<boolean> {
+  /** Synchronous for a token verified moments ago, as most requests carry. */
+  canActivate(context: ExecutionContext): boolean | Promise<boolean> {
     if (context.getType() !== 'http') return true;
     const req = context.switchToHttp().getRequest<AuthedRequest>();
     let scopes = this.routeScopes.get(context, () =>
@@ -55,33 +56,43 @@ export class AuthGuard implements CanActivate {
     }
     const match = BEARER.exec(req.headers.authorization ?? '');
     if (!match) throw new ApiError(401, 'unauthorized', 'A bearer token is required', challenge());
-    // Most requests carry a token verified moments ago: answered without a promise or a verify.
-    let principal = this.auth.verifiedBefore(match[1]);
-    try {
-      principal ??= await this.auth.verify(match[1]);
-    } catch (err) {
-      if (err instanceof AuthUnavailableError) {
-        this.logger.warn({ reason: err.message }, 'token keys unavailable');
-        throw new ApiError(503, 'auth_unavailable', 'Tokens cannot be verified right now', {
-          'Retry-After': '5',
-        });
-      }
-      throw new ApiError(
-        401,
-        'unauthorized',
-        'The bearer token is invalid or expired',
-        challenge('invalid_token'),
-      );
-    }
-    const missing = scopes.filter(
-      (s) => !principal.scopes.has(s) && !principal.scopes.has('admin'),
+    const required = scopes;
+    const known = this.auth.verifiedBefore(match[1]);
+    if (known) return admit(req, required, known);
+    return this.auth.verify(match[1]).then(
+      (principal) => admit(req, required, principal),
+      (err: unknown) => {
+        throw this.refusal(err);
+      },
     );
+  }
+
+  private refusal(err: unknown): ApiError {
+    if (err instanceof AuthUnavailableError) {
+      this.logger.warn({ reason: err.message }, 'token keys unavailable');
+      return new ApiError(503, 'auth_unavailable', 'Tokens cannot be verified right now', {
+        'Retry-After': '5',
+      });
+    }
+    return new ApiError(
+      401,
+      'unauthorized',
+      'The bearer token is invalid or expired',
+      challenge('invalid_token'),
+    );
+  }
+}
+
+/** The principal goes on the request if it holds every scope the route needs (admin: all). */
+function admit(req: AuthedRequest, scopes: readonly Scope[], principal: Principal): true {
+  if (!principal.scopes.has('admin')) {
+    const missing = scopes.filter((s) => !principal.scopes.has(s));
     if (missing.length) {
       throw new ApiError(403, 'forbidden', `Missing scope: ${missing.join(', ')}`);
     }
-    req.principal = principal;
-    return true;
   }
+  req.principal = principal;
+  return true;
 }
 
 /** RFC 6750's challenge, so clients can tell a missing token from a rejected one. */

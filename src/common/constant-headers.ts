@@ -28,7 +28,7 @@ export function constantHeaders(middleware: HttpMiddleware): HttpMiddleware {
   const sample = { method: 'GET', url: '/', headers: {} } as IncomingMessage;
   let passed = false;
   middleware(sample, recorder as unknown as ServerResponse, (err) => {
-    if (err) throw err instanceof Error ? err : new Error(String(err));
+    if (err) throw err instanceof Error ? err : new Error('constantHeaders: the middleware failed');
     passed = true;
   });
   if (!passed) throw new Error('constantHeaders: the middleware did not pass the request on');

@@ -18,7 +18,7 @@ import { AppConfig } from '../config/config.module';
 import { LruCache } from './lru-cache';
 import { ApiError } from './problem';
 import { RouteMemo } from './route-memo';
-import { RedisThrottlerStorage } from './redis-throttler.storage';
+import { RedisThrottlerStorage, type ThrottlerStorageRecord } from './redis-throttler.storage';
 
 /** The limited actions; each has its own per-minute budget per user (see RATE_LIMIT_* in config). */
 export const RATE_LIMITS = ['uploads', 'activations'] as const;
@@ -70,7 +70,8 @@ export class RateLimitGuard implements CanActivate {
     };
   }
 
-  async canActivate(context: ExecutionContext): Promise<boolean> {
+  /** Synchronous when this replica can answer the hit itself (see RedisThrottlerStorage). */
+  canActivate(context: ExecutionContext): boolean | Promise<boolean> {
     const route = this.routeOf(context);
     if (!route) return true;
     const http = context.switchToHttp();
@@ -80,24 +81,12 @@ export class RateLimitGuard implements CanActivate {
       ? `user:${req.principal.userId}`
       : `ip:${normalizeIp(req.ip ?? '', DEFAULT_IPV6_SUBNET_PREFIX)}`;
     const { name, limit, ttl, blockDuration } = route.budget;
-    const hit = await this.storage.increment(
-      this.keyOf(route.keyPrefix, tracker),
-      ttl,
-      limit,
-      blockDuration,
-      name,
-    );
-    if (hit.isBlocked) {
-      const retryAfter = String(Math.max(1, hit.timeToBlockExpire));
-      res.setHeader(`Retry-After-${name}`, retryAfter);
-      throw new ApiError(429, 'rate_limited', `Too many requests; retry in ${retryAfter} s`, {
-        'Retry-After': retryAfter,
-      });
-    }
-    res.setHeader(`X-RateLimit-Limit-${name}`, String(limit));
-    res.setHeader(`X-RateLimit-Remaining-${name}`, String(Math.max(0, limit - hit.totalHits)));
-    res.setHeader(`X-RateLimit-Reset-${name}`, String(hit.timeToExpire));
-    return true;
+    const key = this.keyOf(route.keyPrefix, tracker);
+    const local = this.storage.incrementLocally(key, name);
+    if (local) return admit(res, route.budget, local);
+    return this.storage
+      .increment(key, ttl, limit, blockDuration, name)
+      .then((hit) => admit(res, route.budget, hit));
   }
 
   private routeOf(context: ExecutionContext): { budget: Budget; keyPrefix: string } | null {
@@ -123,6 +112,21 @@ export class RateLimitGuard implements CanActivate {
     }
     return key;
   }
+}
+
+/** Sets the budget's headers, or refuses with 429 and Retry-After. */
+function admit(res: Response, { name, limit }: Budget, hit: ThrottlerStorageRecord): true {
+  if (hit.isBlocked) {
+    const retryAfter = String(Math.max(1, hit.timeToBlockExpire));
+    res.setHeader(`Retry-After-${name}`, retryAfter);
+    throw new ApiError(429, 'rate_limited', `Too many requests; retry in ${retryAfter} s`, {
+      'Retry-After': retryAfter,
+    });
+  }
+  res.setHeader(`X-RateLimit-Limit-${name}`, String(limit));
+  res.setHeader(`X-RateLimit-Remaining-${name}`, String(Math.max(0, limit - hit.totalHits)));
+  res.setHeader(`X-RateLimit-Reset-${name}`, String(hit.timeToExpire));
+  return true;
 }
 
 /** Limits a route by the named per-user budget (and by no other). */

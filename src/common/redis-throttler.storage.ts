@@ -61,7 +61,7 @@ interface ThrottleCommands {
   ): Promise<IncrementReply>;
 }
 
-type ThrottlerStorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;
+export type ThrottlerStorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;
 
 const seconds = (ms: number) => Math.max(0, Math.ceil(ms / 1000));
 
@@ -137,15 +137,8 @@ export class RedisThrottlerStorage implements ThrottlerStorage, OnApplicationShu
     for (;;) {
       const now = Date.now();
       const w = this.local.get(base, now) ?? this.remember(base, now);
-      if (w.refusedUntil > now) return refused(w.refusedHits, w.refusedUntil - now);
-      if (w.next <= w.last && now < w.windowEndsAt) {
-        return {
-          totalHits: w.next++,
-          timeToExpire: seconds(w.windowEndsAt - now),
-          isBlocked: false,
-          timeToBlockExpire: 0,
-        };
-      }
+      const known = answerLocally(w, now);
+      if (known) return known;
       if (maxBatch <= 1) {
         // Exact counting: concurrent hits of one tracker go to Redis side by side.
         const reply = await this.step(base, ttl, limit, blockDuration, 1);
@@ -167,6 +160,16 @@ export class RedisThrottlerStorage implements ThrottlerStorage, OnApplicationShu
       }
       if (!(await w.reserving)) return passed(ttl);
     }
+  }
+
+  /**
+   * The hit answered from what this replica holds (a reserved hit, or a refusal that still
+   * stands), without waiting; undefined when only Redis can answer (then call increment).
+   */
+  incrementLocally(key: string, throttlerName: string): ThrottlerStorageRecord | undefined {
+    const now = Date.now();
+    const w = this.local.get(`${this.prefix}:${throttlerName}:${key}`, now);
+    return w && answerLocally(w, now);
   }
 
   private remember(base: string, now: number): LocalWindow {
@@ -263,6 +266,19 @@ export class RedisThrottlerStorage implements ThrottlerStorage, OnApplicationShu
     if (this.redis.status !== 'ready') return this.redis.disconnect();
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
+}
+
+function answerLocally(w: LocalWindow, now: number): ThrottlerStorageRecord | undefined {
+  if (w.refusedUntil > now) return refused(w.refusedHits, w.refusedUntil - now);
+  if (w.next <= w.last && now < w.windowEndsAt) {
+    return {
+      totalHits: w.next++,
+      timeToExpire: seconds(w.windowEndsAt - now),
+      isBlocked: false,
+      timeToBlockExpire: 0,
+    };
+  }
+  return undefined;
 }
 
 function refused(totalHits: number, msLeft: number): ThrottlerStorageRecord {

@@ -1,4 +1,3 @@
-import { Injectable, type NestMiddleware } from '@nestjs/common';
 import { context, trace } from '@opentelemetry/api';
 import type { NextFunction, Request, Response } from 'express';
 import { MetricsService } from './metrics.service';
@@ -11,21 +10,9 @@ const TRACKED = Symbol('http-metrics-tracked');
 /**
  * Counts and times every HTTP request by the route pattern it matched (`/v1/voices/:id`, never
  * the raw URL, so the series stay bounded), and names the request's server span after the route.
- * A middleware rather than an interceptor, so requests refused by a guard (401/403) count too.
- */
-@Injectable()
-export class HttpMetricsMiddleware implements NestMiddleware {
-  constructor(private readonly metrics: MetricsService) {}
-
-  use(req: Request, res: Response, next: NextFunction): void {
-    trackHttpRequest(this.metrics, req, res);
-    next();
-  }
-}
-
-/**
- * The same as plain express middleware, for tools mounted beside Nest's routes (Bull Board): Nest
- * mounts a global module's middleware first, so theirs answers before the module middleware runs.
+ * Plain Express middleware mounted before everything else (bootstrap.ts), so requests refused by
+ * a guard (401/403) or a body parser count too. Tools mounted beside Nest's routes (Bull Board)
+ * mount it again in front of themselves, which counts nothing twice.
  */
 export function httpMetrics(metrics: MetricsService) {
   return (req: Request, res: Response, next: NextFunction): void => {

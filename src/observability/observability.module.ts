@@ -1,10 +1,9 @@
-import { Module, RequestMethod, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
+import { Module } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
 import { ProvidersModule } from '../providers/providers.module';
 import { SlotsModule } from '../slots/slots.module';
 import { VoiceDataModule } from '../voice/voice-data.module';
 import { HealthController } from './health.controller';
-import { HttpMetricsMiddleware } from './http-metrics.middleware';
 import { MetricsController } from './metrics.controller';
 import { MetricsRepository } from './metrics.repository';
 import { MetricsService } from './metrics.service';
@@ -21,10 +20,5 @@ import { TracingLifecycle } from './tracing-lifecycle';
   providers: [MetricsService, MetricsRepository, TracingLifecycle],
   exports: [MetricsService],
 })
-export class ObservabilityModule implements NestModule {
-  configure(consumer: MiddlewareConsumer): void {
-    consumer
-      .apply(HttpMetricsMiddleware)
-      .forRoutes({ path: '{/*splat}', method: RequestMethod.ALL });
-  }
-}
+/** HTTP request metrics are counted by httpMetrics, which bootstrap.ts mounts first of all. */
+export class ObservabilityModule {}
