@@ -105,6 +105,25 @@ describe('the Redis throttler storage', () => {
     expect((await s.increment('k5', 60_000, 1, 60_000, 'uploads')).isBlocked).toBe(false);
   });
 
+  it('reserves hits of a busy user in batches, and still admits no more than the limit across replicas', async () => {
+    const [a, b] = [store(), store()];
+    const limit = 1_000; // batches of up to 10 hits (a hundredth of the limit)
+    const admitted: number[] = [];
+    for (let round = 0; round < 12; round++) {
+      const results = await Promise.all(
+        Array.from({ length: 100 }, (_, i) =>
+          (i % 2 ? a : b).increment('k7', 60_000, limit, 60_000, 'activations'),
+        ),
+      );
+      admitted.push(results.filter((r) => !r.isBlocked).length);
+    }
+    const total = admitted.reduce((x, y) => x + y, 0);
+    expect(total).toBeLessThanOrEqual(limit);
+    // What each replica reserved but did not hand out is at most one batch less one hit.
+    expect(total).toBeGreaterThanOrEqual(limit - 2 * 9);
+    expect(admitted.slice(-1)[0]).toBe(0);
+  });
+
   it('lets requests through, quickly, when Redis cannot be reached', async () => {
     const s = store('redis://127.0.0.1:9');
     const started = Date.now();

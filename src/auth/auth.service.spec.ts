@@ -8,7 +8,12 @@ import {
   type JwksServer,
 } from '../../test/support/jws';
 import type { AppConfig } from '../config/config.module';
-import { AuthService, AuthUnavailableError, InvalidTokenError } from './auth.service';
+import {
+  AuthService,
+  AuthUnavailableError,
+  InvalidTokenError,
+  VERIFIED_TOKEN_TTL_MS,
+} from './auth.service';
 
 const SECRET = 'unit-test-secret-of-enough-length';
 const hsService = (extra: Partial<AppConfig> = {}) =>
@@ -72,6 +77,52 @@ describe('AuthService with the shared secret (HS256)', () => {
         InvalidTokenError,
       );
     }
+  });
+});
+
+describe('AuthService remembering verified tokens', () => {
+  afterEach(() => jest.useRealTimers());
+
+  it('refuses a token with a bad signature although the good one was verified just before', async () => {
+    const auth = hsService();
+    const good = signHs256(SECRET, claims('alice'));
+    await expect(auth.verify(good)).resolves.toMatchObject({ userId: 'alice' });
+    expect(auth.verifiedBefore(good)).toMatchObject({ userId: 'alice' });
+    const [h, p, sig] = good.split('.');
+    const flipped = `${h}.${p}.${sig.slice(0, -2)}${sig.endsWith('AA') ? 'BB' : 'AA'}`;
+    expect(auth.verifiedBefore(flipped)).toBeUndefined();
+    await expect(auth.verify(flipped)).rejects.toBeInstanceOf(InvalidTokenError);
+    const forged = signHs256('another-secret-entirely', claims('alice'));
+    await expect(auth.verify(forged)).rejects.toBeInstanceOf(InvalidTokenError);
+    await expect(auth.verify(tamper(good))).rejects.toBeInstanceOf(InvalidTokenError);
+  });
+
+  it('stops honouring a remembered token once it expires', async () => {
+    // Only Date is faked: jose reads the clock from it, and webcrypto's jobs must still run.
+    jest.useFakeTimers({
+      now: Date.now(),
+      doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask', 'setTimeout', 'setInterval'],
+    });
+    const auth = hsService();
+    const token = signHs256(SECRET, claims('alice', { exp: Math.floor(Date.now() / 1000) + 30 }));
+    await expect(auth.verify(token)).resolves.toMatchObject({ userId: 'alice' });
+    jest.setSystemTime(Date.now() + 29_000);
+    expect(auth.verifiedBefore(token)).toBeDefined();
+    jest.setSystemTime(Date.now() + 10_000);
+    expect(auth.verifiedBefore(token)).toBeUndefined();
+    await expect(auth.verify(token)).rejects.toBeInstanceOf(InvalidTokenError);
+  });
+
+  it('verifies a long-lived token again after VERIFIED_TOKEN_TTL_MS', async () => {
+    jest.useFakeTimers({
+      now: Date.now(),
+      doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask', 'setTimeout', 'setInterval'],
+    });
+    const auth = hsService();
+    const token = signHs256(SECRET, claims('alice'));
+    await auth.verify(token);
+    jest.setSystemTime(Date.now() + VERIFIED_TOKEN_TTL_MS);
+    expect(auth.verifiedBefore(token)).toBeUndefined();
   });
 });
 

@@ -38,11 +38,17 @@ export class ApiValidationPipe extends ValidationPipe {
       isEmpty(value);
     if (!cacheable) return super.transform(value, metadata);
     const known = this.emptyResults.get(metatype);
-    if (known) return Object.assign(Object.create(Object.getPrototypeOf(known) as object), known);
+    if (known) return copy(known);
     const result: unknown = await super.transform(value, metadata);
-    if (known === undefined) this.emptyResults.set(metatype, flatObject(result) ? result : null);
+    // A copy is remembered: the result itself goes to a handler that may change it.
+    if (known === undefined)
+      this.emptyResults.set(metatype, flatObject(result) ? copy(result) : null);
     return result;
   }
+}
+
+function copy<T extends object>(value: T): T {
+  return Object.assign(Object.create(Object.getPrototypeOf(value) as object) as T, value);
 }
 
 /** Nothing sent: no value, or an object without keys (Express's query of a URL without one). */
