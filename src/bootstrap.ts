@@ -8,6 +8,7 @@ import { AppModule } from './app.module';
 import { ConfigError, type AppConfig } from './config/app-config';
 import { hasRole } from './config/roles';
 import { constantHeaders } from './common/constant-headers';
+import { ApiExpressAdapter } from './common/api-express.adapter';
 import { ApiValidationPipe } from './common/api-validation.pipe';
 import { weakEtag } from './common/etag';
 import { runMigrations } from './database/data-source';
@@ -21,11 +22,15 @@ const JSON_BODY_LIMIT = '100kb';
 export async function startApp(config: AppConfig): Promise<INestApplication> {
   refuseUnverifiableTokens(config);
   if (config.DB_MIGRATE === 'on') await runMigrations(config.DATABASE_URL);
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
-    bufferLogs: true,
-    // Registered below with explicit limits instead of Nest's defaults.
-    bodyParser: false,
-  });
+  const app = await NestFactory.create<NestExpressApplication>(
+    AppModule.forRoot(config),
+    new ApiExpressAdapter(),
+    {
+      bufferLogs: true,
+      // Registered below with explicit limits instead of Nest's defaults.
+      bodyParser: false,
+    },
+  );
   app.useLogger(app.get(Logger));
   // First, so its line times the whole request and its reqId is on every line the request writes.
   // The root logger is set when the modules are configured, before the first request.
