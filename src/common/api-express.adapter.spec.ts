@@ -46,3 +46,49 @@ describe('ApiExpressAdapter', () => {
     },
   );
 });
+
+describe('corsMiddleware', () => {
+  const options = {
+    origin: ['https://app.example'],
+    methods: ['GET', 'POST', 'DELETE'],
+    allowedHeaders: ['Authorization', 'Content-Type'],
+    exposedHeaders: ['Retry-After', 'X-Request-Id'],
+    maxAge: 600,
+  };
+
+  /** The same app with Nest's own CORS, and with ours. */
+  async function both() {
+    const make = async (withOurs: boolean) => {
+      const adapter = withOurs ? new ApiExpressAdapter() : new ExpressAdapter();
+      adapter.enableCors(options);
+      const app = adapter.getInstance<express.Express>();
+      app.post('/x', (_req: Request, res: Response) => void res.json({ ok: true }));
+      const server = app.listen(0, '127.0.0.1');
+      await new Promise((r) => server.once('listening', r));
+      return {
+        url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/x`,
+        close: () => new Promise((r) => server.close(r)),
+      };
+    };
+    return Promise.all([make(true), make(false)]);
+  }
+
+  it('answers with and without an Origin, and preflights, exactly as cors does', async () => {
+    const [ours, theirs] = await both();
+    try {
+      for (const init of [
+        { method: 'POST' },
+        { method: 'POST', headers: { origin: 'https://app.example' } },
+        { method: 'POST', headers: { origin: 'https://evil.example' } },
+        {
+          method: 'OPTIONS',
+          headers: { origin: 'https://app.example', 'access-control-request-method': 'POST' },
+        },
+      ]) {
+        expect(await answer(ours.url, init)).toEqual(await answer(theirs.url, init));
+      }
+    } finally {
+      await Promise.all([ours.close(), theirs.close()]);
+    }
+  });
+});

@@ -24,6 +24,8 @@ export function constantHeaders(middleware: HttpMiddleware): HttpMiddleware {
     removeHeader(name: string) {
       removed.push(name);
     },
+    // A fresh response has no headers yet (cors's Vary handling reads before it writes).
+    getHeader: () => undefined,
   };
   const sample = { method: 'GET', url: '/', headers: {} } as IncomingMessage;
   let passed = false;
