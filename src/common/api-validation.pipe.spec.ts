@@ -1,15 +1,9 @@
-import { Type } from 'class-transformer';
-import { IsInt, IsOptional, IsString, Max, Min } from 'class-validator';
+import { IsString } from 'class-validator';
+import { ActivateQuery } from '../voice/voice.dto';
 import { ApiValidationPipe } from './api-validation.pipe';
 
-class WaitQuery {
-  @IsOptional()
-  @Type(() => Number)
-  @IsInt()
-  @Min(0)
-  @Max(30)
-  waitSeconds?: number;
-
+/** A query DTO with a default value, which every request must get a copy of. */
+class WaitQuery extends ActivateQuery {
   @IsString()
   flag = 'default';
 }
