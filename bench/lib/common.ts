@@ -156,9 +156,15 @@ export async function cleanupAll(): Promise<void> {
 
 /** CPU time a process used so far, in ms (utime + stime from /proc/<pid>/stat). */
 export function cpuMs(pid: number): number {
+  const { user, system } = cpuSplitMs(pid);
+  return user + system;
+}
+
+/** A process's CPU time so far in user space and in the kernel (system calls, loopback TCP). */
+export function cpuSplitMs(pid: number): { user: number; system: number } {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   // Linux reports clock ticks of 10 ms (USER_HZ 100).
-  return (Number(fields[11]) + Number(fields[12])) * 10;
+  return { user: Number(fields[11]) * 10, system: Number(fields[12]) * 10 };
 }
 
 /**

@@ -5,6 +5,7 @@ import type { TestWorld } from '../../test/support/service';
 import {
   cpuMs,
   cpuMsOf,
+  cpuSplitMs,
   machineCpuMs,
   sleep,
   progress,
@@ -75,6 +76,7 @@ export async function throughput(
     const insertedAt = performance.now();
     const cpu0 = {
       service: cpuMs(service.pid ?? 0),
+      serviceSystem: cpuSplitMs(service.pid ?? 0).system,
       bench: cpuMs(process.pid),
       postgres: cpuMsOf(['postgres']),
       redis: cpuMsOf(['redis-server']),
@@ -97,6 +99,10 @@ export async function throughput(
     const m1 = machineCpuMs();
     const cpu = {
       serviceMsPerAllocation: round((cpuMs(service.pid ?? 0) - cpu0.service) / n, 2),
+      serviceKernelMsPerAllocation: round(
+        (cpuSplitMs(service.pid ?? 0).system - cpu0.serviceSystem) / n,
+        2,
+      ),
       benchProcessMsPerAllocation: round((cpuMs(process.pid) - cpu0.bench) / n, 2),
       postgresMsPerAllocation: round((cpuMsOf(['postgres']) - cpu0.postgres) / n, 2),
       redisMsPerAllocation: round((cpuMsOf(['redis-server']) - cpu0.redis) / n, 2),
@@ -127,7 +133,7 @@ export async function throughput(
     progress(
       `throughput: ${n} allocations in ${allocSeconds.toFixed(2)} s = ${allocPerSecond.toFixed(0)}/s ` +
         `(first claim → last ready; ${wallSeconds.toFixed(2)} s from insert); CPU per allocation: ` +
-        `service ${cpu.serviceMsPerAllocation} ms, sandbox ${cpu.benchProcessMsPerAllocation} ms, ` +
+        `service ${cpu.serviceMsPerAllocation} ms (kernel ${cpu.serviceKernelMsPerAllocation}), sandbox ${cpu.benchProcessMsPerAllocation} ms, ` +
         `postgres ${cpu.postgresMsPerAllocation} ms, redis ${cpu.redisMsPerAllocation} ms, ` +
         `machine ${cpu.machineMsPerAllocation} ms (${cpu.machineBusyPercent}% busy)`,
     );
