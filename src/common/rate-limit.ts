@@ -35,6 +35,9 @@ interface Budget {
   limit: number;
   ttl: number;
   blockDuration: number;
+  /** Header names and the limit's text, written on every request of the route. */
+  headers: { limit: string; remaining: string; reset: string; retryAfter: string };
+  limitText: string;
 }
 
 /**
@@ -63,6 +66,13 @@ export class RateLimitGuard implements CanActivate {
       limit,
       ttl: WINDOW_MS,
       blockDuration: WINDOW_MS,
+      headers: {
+        limit: `X-RateLimit-Limit-${name}`,
+        remaining: `X-RateLimit-Remaining-${name}`,
+        reset: `X-RateLimit-Reset-${name}`,
+        retryAfter: `Retry-After-${name}`,
+      },
+      limitText: String(limit),
     });
     this.budgets = {
       uploads: budget('uploads', config.RATE_LIMIT_UPLOADS_PER_MINUTE),
@@ -115,17 +125,18 @@ export class RateLimitGuard implements CanActivate {
 }
 
 /** Sets the budget's headers, or refuses with 429 and Retry-After. */
-function admit(res: Response, { name, limit }: Budget, hit: ThrottlerStorageRecord): true {
+function admit(res: Response, budget: Budget, hit: ThrottlerStorageRecord): true {
+  const { headers } = budget;
   if (hit.isBlocked) {
     const retryAfter = String(Math.max(1, hit.timeToBlockExpire));
-    res.setHeader(`Retry-After-${name}`, retryAfter);
+    res.setHeader(headers.retryAfter, retryAfter);
     throw new ApiError(429, 'rate_limited', `Too many requests; retry in ${retryAfter} s`, {
       'Retry-After': retryAfter,
     });
   }
-  res.setHeader(`X-RateLimit-Limit-${name}`, String(limit));
-  res.setHeader(`X-RateLimit-Remaining-${name}`, String(Math.max(0, limit - hit.totalHits)));
-  res.setHeader(`X-RateLimit-Reset-${name}`, String(hit.timeToExpire));
+  res.setHeader(headers.limit, budget.limitText);
+  res.setHeader(headers.remaining, String(Math.max(0, budget.limit - hit.totalHits)));
+  res.setHeader(headers.reset, String(hit.timeToExpire));
   return true;
 }
 

@@ -26,20 +26,23 @@ function trackHttpRequest(metrics: MetricsService, req: Request, res: Response):
   if (marked[TRACKED]) return;
   marked[TRACKED] = true;
   const started = performance.now();
+  // The request's server span when tracing is on: this runs inside the HTTP instrumentation's
+  // context, before any route is known.
+  const span = trace.getSpan(context.active());
   let recorded = false;
   const record = (status: number) => {
     if (recorded) return;
     recorded = true;
     const route = routeOf(req);
     metrics.recordHttpRequest(req.method, route, status, (performance.now() - started) / 1000);
-    // The HTTP instrumentation knows no routes; its span ends on 'close', after 'finish'.
-    const span = trace.getSpan(context.active());
     if (span && route !== UNMATCHED) {
       span.setAttribute('http.route', route);
       span.updateName(`${req.method} ${route}`);
     }
   };
-  res.once('finish', () => record(res.statusCode));
+  // The HTTP instrumentation knows no routes and ends its span on 'close', so a span is named on
+  // 'finish', before that; without one, 'close' (which follows 'finish') is enough.
+  if (span) res.once('finish', () => record(res.statusCode));
   // A client that hung up before the answer was sent: nginx's 499.
   res.once('close', () => record(res.writableFinished ? res.statusCode : 499));
 }

@@ -23,7 +23,8 @@ const storage = new AsyncLocalStorage<LogContext>();
  * job.queue.name }, () => handle(job))`.
  */
 export function runWithLogContext<T>(fields: LogContext, fn: () => T): T {
-  return storage.run({ ...storage.getStore(), ...defined(fields) }, fn);
+  const outer = storage.getStore();
+  return storage.run(outer ? { ...outer, ...defined(fields) } : defined(fields), fn);
 }
 
 /**
