@@ -63,8 +63,9 @@ export class ReclaimRepository {
                     ELSE (SELECT count(*)::int FROM
                             (SELECT 1 FROM voices WHERE provider = $1 AND status = 'queued'
                               LIMIT (SELECT n + $4 FROM covered)) q) - (SELECT n FROM covered) END AS n),
+           -- With the row's address, as in the claim: the update needs no index descent.
            picked AS (
-             SELECT id FROM voices
+             SELECT id, ctid AS tid FROM voices
               WHERE provider = $1 AND status = 'ready'
                 AND (lease_expires_at IS NULL OR lease_expires_at < now())
                 AND COALESCE(last_used_at, ready_at) < now() - make_interval(secs => $2)
@@ -73,13 +74,15 @@ export class ReclaimRepository {
               LIMIT GREATEST(0, (SELECT n FROM want)) FOR UPDATE SKIP LOCKED),
            u AS (
              UPDATE voices v SET status = 'reclaiming', fencing_token = v.fencing_token + 1, updated_at = now()
-               FROM picked WHERE v.id = picked.id AND v.status = 'ready'
+               FROM picked WHERE v.ctid = picked.tid AND v.id = picked.id AND v.status = 'ready'
              RETURNING v.id, v.fencing_token, v.remote_voice_id, v.last_used_at),
            e AS (
              INSERT INTO voice_events (voice_id, type, reason, from_status, to_status, metadata)
              SELECT id, 'reclaiming', 'idle_reclaim', 'ready', 'reclaiming',
                     jsonb_build_object('mode', $5::text, 'lastUsedAt', last_used_at) FROM u)
-           SELECT id, fencing_token, remote_voice_id FROM u`,
+           -- Announced like every other status change: replicas drop the voice from their
+           -- ready-voice caches (src/voice/ready-voice.cache.ts).
+           SELECT id, fencing_token, remote_voice_id, pg_notify('voice_status', id::text || ':reclaiming') FROM u`,
           [provider, policy.minIdleSeconds, policy.minResidencySeconds, policy.max, policy.mode],
         );
       return rows.map((r) => ({
@@ -117,7 +120,7 @@ export class ReclaimRepository {
          e AS (
            INSERT INTO voice_events (voice_id, type, reason, from_status, to_status, metadata)
            SELECT id, 'reclaiming', 'idle_reclaim', 'ready', 'reclaiming', '{"mode":"legacy"}'::jsonb FROM u)
-         SELECT * FROM u`,
+         SELECT u.*, pg_notify('voice_status', id::text || ':reclaiming') FROM u`,
       [minIdleSeconds, max],
     );
     return rows.map((r) => ({
