@@ -2,12 +2,11 @@ import { VersioningType, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
-import helmet from 'helmet';
 import { Logger, PinoLogger } from 'nestjs-pino';
 import { AppModule } from './app.module';
 import { ConfigError, type AppConfig } from './config/app-config';
 import { hasRole } from './config/roles';
-import { constantHeaders } from './common/constant-headers';
+import { securityHeaders } from './common/security-headers';
 import { ApiExpressAdapter } from './common/api-express.adapter';
 import { ApiValidationPipe } from './common/api-validation.pipe';
 import { weakEtag } from './common/etag';
@@ -36,24 +35,11 @@ export async function startApp(config: AppConfig): Promise<INestApplication> {
   // The root logger is set when the modules are configured, before the first request.
   app.use(requestLogging(() => PinoLogger.root));
   app.use(httpMetrics(app.get(MetricsService)));
-  // Recorded once from helmet and replayed (see constantHeaders); helmet also drops X-Powered-By,
-  // which Express need not set in the first place.
+  // helmet's headers, recorded once and replayed (src/common/security-headers.ts); Express need
+  // not set X-Powered-By in the first place.
   app.disable('x-powered-by');
   app.set('etag', weakEtag);
-  app.use(
-    constantHeaders(
-      helmet({
-        contentSecurityPolicy: {
-          useDefaults: true,
-          directives: {
-            // Swagger UI at /docs loads its scripts from 'self' and sets inline styles; helmet's
-            // defaults allow both. Upgrading to https would break /docs on a plain-http port.
-            upgradeInsecureRequests: null,
-          },
-        },
-      }),
-    ),
-  );
+  app.use(securityHeaders());
   app.enableCors({
     // No origins configured: no CORS headers at all, so browsers keep other sites out.
     origin: config.CORS_ORIGINS.includes('*') ? true : config.CORS_ORIGINS,

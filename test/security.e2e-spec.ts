@@ -615,11 +615,24 @@ describe('hostile input', () => {
 
   describe('headers, CORS and the API docs', () => {
     it('sends security headers, and no X-Powered-By', async () => {
-      for (const path of ['/v1/voices', '/health/live', '/docs', '/nope']) {
+      // JSON answers (errors included) may not be loaded, framed or sniffed by anything.
+      for (const path of ['/v1/voices', '/v1/voices/not-a-uuid', '/health/live']) {
+        const res = await fetch(`${service.url}${path}`);
+        expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+        expect(res.headers.get('x-frame-options')).toBe('DENY');
+        expect(res.headers.get('content-security-policy')).toBe(
+          "default-src 'none';frame-ancestors 'none'",
+        );
+        expect(res.headers.get('cross-origin-resource-policy')).toBe('same-origin');
+        expect(res.headers.get('x-powered-by')).toBeNull();
+      }
+      // Pages get helmet's full set.
+      for (const path of ['/docs', '/nope']) {
         const res = await fetch(`${service.url}${path}`);
         expect(res.headers.get('x-content-type-options')).toBe('nosniff');
         expect(res.headers.get('x-frame-options')).toBe('SAMEORIGIN');
         expect(res.headers.get('content-security-policy')).toContain("default-src 'self'");
+        expect(res.headers.get('cross-origin-opener-policy')).toBe('same-origin');
         expect(res.headers.get('x-powered-by')).toBeNull();
       }
     });

@@ -1,0 +1,42 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { securityHeaders } from './security-headers';
+
+function headersFor(url: string): Record<string, unknown> {
+  const headers = new Map<string, unknown>();
+  const res = {
+    setHeader: (name: string, value: unknown) => headers.set(name.toLowerCase(), value),
+    removeHeader: (name: string) => headers.delete(name.toLowerCase()),
+  } as unknown as ServerResponse;
+  securityHeaders()({ method: 'GET', url, headers: {} } as IncomingMessage, res, () => undefined);
+  return Object.fromEntries(headers);
+}
+
+describe('securityHeaders', () => {
+  it.each(['/v1/voices', '/v1/voices/x/activate?waitSeconds=5', '/health/live', '/metrics'])(
+    'gives the JSON answer at %s the API set: nothing may load, frame or sniff it',
+    (url) => {
+      const h = headersFor(url);
+      expect(h['content-security-policy']).toBe("default-src 'none';frame-ancestors 'none'");
+      expect(h['x-frame-options']).toBe('DENY');
+      expect(h['x-content-type-options']).toBe('nosniff');
+      expect(h['strict-transport-security']).toMatch(/max-age=\d+/);
+      expect(h['cross-origin-resource-policy']).toBe('same-origin');
+      expect(h['referrer-policy']).toBe('no-referrer');
+      // Switches for documents only.
+      expect(h['x-xss-protection']).toBeUndefined();
+      expect(h['cross-origin-opener-policy']).toBeUndefined();
+    },
+  );
+
+  it.each(['/docs', '/docs/swagger-ui.css', '/admin/queues', '/nope', '/v1x', '/healthz'])(
+    "gives %s helmet's full set for pages",
+    (url) => {
+      const h = headersFor(url);
+      expect(h['content-security-policy']).toContain("default-src 'self'");
+      expect(h['content-security-policy']).toContain("script-src 'self'");
+      expect(h['x-frame-options']).toBe('SAMEORIGIN');
+      expect(h['cross-origin-opener-policy']).toBe('same-origin');
+      expect(h['x-content-type-options']).toBe('nosniff');
+    },
+  );
+});
