@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { dataSourceOptions, runMigrations } from '../src/database/data-source';
+import { ReclaimRepository } from '../src/reclaim/reclaim.repository';
 import { SlotsRepository } from '../src/slots/slots.repository';
 import { VoiceRepository, sql } from '../src/voice/voice.repository';
 import { TestWorld } from './support/service';
@@ -110,6 +111,47 @@ describe('slot pool on Postgres', () => {
       expect(await waiting).toHaveLength(1);
     });
     expect(await slots.capacity('elevenlabs')).toMatchObject({ held: 3, free: 0, queued: 3 });
+  });
+
+  it('counts the victims a reclaim committed while another reclaim waited for the lock', async () => {
+    const reclaim = new ReclaimRepository(ds);
+    const policy = {
+      mode: 'backlog',
+      minIdleSeconds: 60,
+      minResidencySeconds: 60,
+      max: 50,
+    } as const;
+    await slots.setLimits('elevenlabs', { configuredLimit: 3 });
+    for (let i = 0; i < 5; i++) await queueVoice(`user-${i}`);
+    // Three voices hold every slot, long idle; two wait.
+    const held = (await claim('elevenlabs', 50)).map((c) => c.voiceId);
+    await ds.query(
+      `UPDATE voices SET status = 'ready', ready_at = now() - interval '1 hour',
+              last_used_at = now() - interval '1 hour' WHERE id = ANY($1::uuid[])`,
+      [held],
+    );
+    // Another replica's reclaim, caught between taking the provider lock and committing one victim.
+    await world.db(async (other) => {
+      await other.query('BEGIN');
+      await other.query(`SELECT 1 FROM providers WHERE name = 'elevenlabs' FOR UPDATE`);
+      await other.query(`UPDATE voices SET status = 'reclaiming' WHERE id = $1`, [held[0]]);
+      const waiting = reclaim.pickVictims('elevenlabs', policy);
+      const deadline = Date.now() + 10_000;
+      for (let blocked = false; !blocked;) {
+        if (Date.now() > deadline) throw new Error('the reclaim never waited for the lock');
+        const { rows } = await other.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+        );
+        blocked = rows[0].n > 0;
+      }
+      await other.query('COMMIT');
+      // Two wait and one slot is already being freed: one more victim, not two.
+      const victims = await waiting;
+      expect(victims).toHaveLength(1);
+      expect(held).toContain(victims[0].voiceId);
+      expect(victims[0].voiceId).not.toBe(held[0]);
+    });
   });
 
   it('claims nothing under an open breaker until the cool-down, then exactly one probe', async () => {

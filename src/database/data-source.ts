@@ -5,12 +5,14 @@ import { InitialSchema1764489600000 } from './migrations/1764489600000-initial-s
 import { IdempotencyKeys1764576000000 } from './migrations/1764576000000-idempotency-keys';
 import { HeldSlots1764662400000 } from './migrations/1764662400000-held-slots';
 import { LeanerVoiceIndexes1764748800000 } from './migrations/1764748800000-leaner-voice-indexes';
+import { ReclaimNeed1764835200000 } from './migrations/1764835200000-reclaim-need';
 
 export const MIGRATIONS = [
   InitialSchema1764489600000,
   IdempotencyKeys1764576000000,
   HeldSlots1764662400000,
   LeanerVoiceIndexes1764748800000,
+  ReclaimNeed1764835200000,
 ];
 
 export function dataSourceOptions(databaseUrl: string, poolSize = 20): DataSourceOptions {

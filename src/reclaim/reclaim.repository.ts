@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import type { DataSource, EntityManager } from 'typeorm';
+import type { DataSource } from 'typeorm';
 import type { ProviderName } from '../config/app-config';
 
 export interface Victim {
@@ -44,53 +44,42 @@ export class ReclaimRepository {
    * under an activation lease, never one younger than the minimum residency.
    */
   async pickVictims(provider: ProviderName, policy: VictimPolicy): Promise<Victim[]> {
-    return this.ds.transaction(async (em: EntityManager) => {
-      // The choice below is a statement of its own, so its counts come from a snapshot taken once
-      // this lock is held: they include the victims and claims the previous holder committed.
-      await em.query(`SELECT 1 FROM providers WHERE name = $1 FOR UPDATE`, [provider]);
-      const rows: { id: string; fencing_token: string; remote_voice_id: string | null }[] =
-        await em.query(
-          `WITH covered AS MATERIALIZED (
-             -- Slots the backlog gets without new victims: the free ones and those being freed.
-             SELECT GREATEST(0, COALESCE(LEAST(configured_limit, account_limit), 0) - foreign_count
-                                - held_slots($1))
-                    + (SELECT count(*)::int FROM voices WHERE provider = $1 AND status = 'reclaiming') AS n
-               FROM providers WHERE name = $1),
-           want AS MATERIALIZED (
-             SELECT CASE WHEN $5::text = 'idle' THEN $4::int
-                    -- The backlog beyond those, counted only as far as it could matter (up to
-                    -- max more), so 100k queued voices cost nothing.
-                    ELSE (SELECT count(*)::int FROM
-                            (SELECT 1 FROM voices WHERE provider = $1 AND status = 'queued'
-                              LIMIT (SELECT n + $4 FROM covered)) q) - (SELECT n FROM covered) END AS n),
-           -- With the row's address, as in the claim: the update needs no index descent.
-           picked AS (
-             SELECT id, ctid AS tid FROM voices
-              WHERE provider = $1 AND status = 'ready'
-                AND (lease_expires_at IS NULL OR lease_expires_at < now())
-                AND COALESCE(last_used_at, ready_at) < now() - make_interval(secs => $2)
-                AND ready_at < now() - make_interval(secs => $3)
-              ORDER BY last_used_at NULLS FIRST, ready_at
-              LIMIT GREATEST(0, (SELECT n FROM want)) FOR UPDATE SKIP LOCKED),
-           u AS (
-             UPDATE voices v SET status = 'reclaiming', fencing_token = v.fencing_token + 1, updated_at = now()
-               FROM picked WHERE v.ctid = picked.tid AND v.id = picked.id AND v.status = 'ready'
-             RETURNING v.id, v.fencing_token, v.remote_voice_id, v.last_used_at),
-           e AS (
-             INSERT INTO voice_events (voice_id, type, reason, from_status, to_status, metadata)
-             SELECT id, 'reclaiming', 'idle_reclaim', 'ready', 'reclaiming',
-                    jsonb_build_object('mode', $5::text, 'lastUsedAt', last_used_at) FROM u)
-           -- Announced like every other status change: replicas drop the voice from their
-           -- ready-voice caches (src/voice/ready-voice.cache.ts).
-           SELECT id, fencing_token, remote_voice_id, pg_notify('voice_status', id::text || ':reclaiming') FROM u`,
-          [provider, policy.minIdleSeconds, policy.minResidencySeconds, policy.max, policy.mode],
-        );
-      return rows.map((r) => ({
-        voiceId: r.id,
-        fencingToken: String(r.fencing_token),
-        remoteVoiceId: r.remote_voice_id,
-      }));
-    });
+    // One statement, one round trip. The provider row is locked first; the backlog is counted
+    // through reclaim_need, a VOLATILE function, so with a snapshot taken after that lock (see its
+    // migration). A ready voice another reclaimer took meanwhile fails the status recheck of
+    // FOR UPDATE and is skipped.
+    const rows: { id: string; fencing_token: string; remote_voice_id: string | null }[] =
+      await this.ds.query(
+        `WITH p AS MATERIALIZED (SELECT name FROM providers WHERE name = $1 FOR UPDATE),
+         want AS MATERIALIZED (
+           SELECT CASE WHEN $5::text = 'idle' THEN $4::int ELSE reclaim_need(name, $4) END AS n FROM p),
+         -- With the row's address, as in the claim: the update needs no index descent.
+         picked AS (
+           SELECT id, ctid AS tid FROM voices
+            WHERE provider = $1 AND status = 'ready'
+              AND (lease_expires_at IS NULL OR lease_expires_at < now())
+              AND COALESCE(last_used_at, ready_at) < now() - make_interval(secs => $2)
+              AND ready_at < now() - make_interval(secs => $3)
+            ORDER BY last_used_at NULLS FIRST, ready_at
+            LIMIT GREATEST(0, COALESCE((SELECT n FROM want), 0)) FOR UPDATE SKIP LOCKED),
+         u AS (
+           UPDATE voices v SET status = 'reclaiming', fencing_token = v.fencing_token + 1, updated_at = now()
+             FROM picked WHERE v.ctid = picked.tid AND v.id = picked.id AND v.status = 'ready'
+           RETURNING v.id, v.fencing_token, v.remote_voice_id, v.last_used_at),
+         e AS (
+           INSERT INTO voice_events (voice_id, type, reason, from_status, to_status, metadata)
+           SELECT id, 'reclaiming', 'idle_reclaim', 'ready', 'reclaiming',
+                  jsonb_build_object('mode', $5::text, 'lastUsedAt', last_used_at) FROM u)
+         -- Announced like every other status change: replicas drop the voice from their
+         -- ready-voice caches (src/voice/ready-voice.cache.ts).
+         SELECT id, fencing_token, remote_voice_id, pg_notify('voice_status', id::text || ':reclaiming') FROM u`,
+        [provider, policy.minIdleSeconds, policy.minResidencySeconds, policy.max, policy.mode],
+      );
+    return rows.map((r) => ({
+      voiceId: r.id,
+      fencingToken: String(r.fencing_token),
+      remoteVoiceId: r.remote_voice_id,
+    }));
   }
 
   /**
