@@ -1,38 +1,14 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { join, resolve } from 'node:path';
 import { RedisThrottlerStorage } from '../src/common/redis-throttler.storage';
 import type { AppConfig } from '../src/config/config.module';
 import { ApiClient } from './support/api';
+import { runBuiltScript } from './support/cluster';
 import { storedFiles, voiceRows } from './support/hostile';
 import { ServiceProcess, TestWorld } from './support/service';
 
-const ROOT = resolve(__dirname, '..');
 const REDIS = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const DEV_JWT_SECRET = 'dev-only-insecure-secret-change-me';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Runs the built service until it exits by itself (or is killed after `timeoutMs`). */
-function runService(
-  env: Record<string, string>,
-  timeoutMs = 15_000,
-): Promise<{ code: number | null; output: string }> {
-  const child = spawn(process.execPath, [join(ROOT, 'dist/main.js')], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  return new Promise((res) =>
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      res({ code, output });
-    }),
-  );
-}
 
 describe('the Redis throttler storage', () => {
   const prefix = `vs-throttle-${randomBytes(4).toString('hex')}`;
@@ -226,7 +202,7 @@ describe('a production start', () => {
       ],
     ];
     // Side by side: each exits by itself once its configuration is read (loading takes seconds).
-    const runs = await Promise.all(cases.map(([, env]) => runService(env, 60_000)));
+    const runs = await Promise.all(cases.map(([, env]) => runBuiltScript('main.js', env, 60_000)));
     runs.forEach(({ code, output }, i) => {
       const [label, , message] = cases[i];
       expect({ label, code: code === null || code === 0 ? code : 'non-zero' }).toEqual({

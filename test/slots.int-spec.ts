@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { dataSourceOptions, runMigrations } from '../src/database/data-source';
 import { ReclaimRepository } from '../src/reclaim/reclaim.repository';
@@ -72,6 +73,33 @@ describe('slot pool on Postgres', () => {
     return id;
   }
 
+  /**
+   * Another replica's transaction holds the ElevenLabs provider lock and has done `meanwhile`;
+   * it commits only once `statement` waits for that lock, i.e. after the statement has begun.
+   */
+  async function whileAnotherHoldsTheLock<T>(
+    meanwhile: (other: Client) => Promise<unknown>,
+    statement: () => Promise<T>,
+  ): Promise<T> {
+    return world.db(async (other) => {
+      await other.query('BEGIN');
+      await other.query(`SELECT 1 FROM providers WHERE name = 'elevenlabs' FOR UPDATE`);
+      await meanwhile(other);
+      const waiting = statement();
+      const deadline = Date.now() + 10_000;
+      for (let blocked = false; !blocked;) {
+        if (Date.now() > deadline) throw new Error('the statement never waited for the lock');
+        const { rows } = await other.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+        );
+        blocked = rows[0].n > 0;
+      }
+      await other.query('COMMIT');
+      return waiting;
+    });
+  }
+
   it('never claims beyond the limit with 8 dispatchers racing for 3 slots', async () => {
     await slots.setLimits('elevenlabs', { configuredLimit: 3 });
     for (let i = 0; i < 20; i++) await queueVoice(`user-${i % 4}`);
@@ -88,28 +116,16 @@ describe('slot pool on Postgres', () => {
     await slots.setLimits('elevenlabs', { configuredLimit: 3 });
     for (let i = 0; i < 6; i++) await queueVoice(`user-${i}`);
     // Another replica's claim, caught between taking the provider lock and committing.
-    await world.db(async (other) => {
-      await other.query('BEGIN');
-      await other.query(`SELECT 1 FROM providers WHERE name = 'elevenlabs' FOR UPDATE`);
-      await other.query(
-        `UPDATE voices SET status = 'allocating', fencing_token = fencing_token + 1
-          WHERE id IN (SELECT id FROM voices WHERE status = 'queued'
-                        ORDER BY fair_tag, queued_at, id LIMIT 2)`,
-      );
-      const waiting = claim('elevenlabs', 50);
-      // Commit only once the claim is blocked on the lock, i.e. after its statement has begun.
-      const deadline = Date.now() + 10_000;
-      for (let blocked = false; !blocked;) {
-        if (Date.now() > deadline) throw new Error('the claim never waited for the lock');
-        const { rows } = await other.query<{ n: number }>(
-          `SELECT count(*)::int AS n FROM pg_stat_activity
-            WHERE datname = current_database() AND wait_event_type = 'Lock'`,
-        );
-        blocked = rows[0].n > 0;
-      }
-      await other.query('COMMIT');
-      expect(await waiting).toHaveLength(1);
-    });
+    const claimed = await whileAnotherHoldsTheLock(
+      (other) =>
+        other.query(
+          `UPDATE voices SET status = 'allocating', fencing_token = fencing_token + 1
+            WHERE id IN (SELECT id FROM voices WHERE status = 'queued'
+                          ORDER BY fair_tag, queued_at, id LIMIT 2)`,
+        ),
+      () => claim('elevenlabs', 50),
+    );
+    expect(claimed).toHaveLength(1);
     expect(await slots.capacity('elevenlabs')).toMatchObject({ held: 3, free: 0, queued: 3 });
   });
 
@@ -131,27 +147,14 @@ describe('slot pool on Postgres', () => {
       [held],
     );
     // Another replica's reclaim, caught between taking the provider lock and committing one victim.
-    await world.db(async (other) => {
-      await other.query('BEGIN');
-      await other.query(`SELECT 1 FROM providers WHERE name = 'elevenlabs' FOR UPDATE`);
-      await other.query(`UPDATE voices SET status = 'reclaiming' WHERE id = $1`, [held[0]]);
-      const waiting = reclaim.pickVictims('elevenlabs', policy);
-      const deadline = Date.now() + 10_000;
-      for (let blocked = false; !blocked;) {
-        if (Date.now() > deadline) throw new Error('the reclaim never waited for the lock');
-        const { rows } = await other.query<{ n: number }>(
-          `SELECT count(*)::int AS n FROM pg_stat_activity
-            WHERE datname = current_database() AND wait_event_type = 'Lock'`,
-        );
-        blocked = rows[0].n > 0;
-      }
-      await other.query('COMMIT');
-      // Two wait and one slot is already being freed: one more victim, not two.
-      const victims = await waiting;
-      expect(victims).toHaveLength(1);
-      expect(held).toContain(victims[0].voiceId);
-      expect(victims[0].voiceId).not.toBe(held[0]);
-    });
+    const victims = await whileAnotherHoldsTheLock(
+      (other) => other.query(`UPDATE voices SET status = 'reclaiming' WHERE id = $1`, [held[0]]),
+      () => reclaim.pickVictims('elevenlabs', policy),
+    );
+    // Two wait and one slot is already being freed: one more victim, not two.
+    expect(victims).toHaveLength(1);
+    expect(held).toContain(victims[0].voiceId);
+    expect(victims[0].voiceId).not.toBe(held[0]);
   });
 
   it('claims nothing under an open breaker until the cool-down, then exactly one probe', async () => {

@@ -70,17 +70,8 @@ export function jain(values: readonly number[]): number {
   return squares === 0 ? 1 : (sum * sum) / (values.length * squares);
 }
 
-/** Mulberry32: a small seedable generator, so both strategies get the very same workload. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The same seeded generator as the sandbox, so both strategies get the very same workload. */
+export { seededRandom } from '../../src/common/seeded-random';
 
 /** Writes through a temporary file, so a reader never sees half a result. */
 export function writeFileAtomic(path: string, content: string): void {

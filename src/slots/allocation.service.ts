@@ -95,11 +95,7 @@ export class AllocationService {
     // Keep the lease alive while a slow provider call runs, so the sweeper leaves us alone.
     const renew = setInterval(
       () => {
-        const at = performance.now();
-        this.slots
-          .renewLease(voiceId, fencingToken, lease)
-          .then((ok) => ok && held.renewed(at))
-          .catch(() => undefined);
+        this.renew(held, voiceId, fencingToken).catch(() => undefined);
       },
       Math.max(1_000, (lease * 1000) / 3),
     );
@@ -186,7 +182,11 @@ export class AllocationService {
    * renewing it, which succeeds only while Postgres still has the voice allocating under our token.
    */
   private async stillOurs(held: HeldLease, voiceId: string, token: string): Promise<boolean> {
-    if (held.comfortable) return true;
+    return held.comfortable || this.renew(held, voiceId, token);
+  }
+
+  /** Renews the lease while the voice is still allocating under `token`; false once it is not. */
+  private async renew(held: HeldLease, voiceId: string, token: string): Promise<boolean> {
     const at = performance.now();
     const renewed = await this.slots.renewLease(
       voiceId,

@@ -31,10 +31,14 @@ export class Processes {
   }
 }
 
-/** Runs a built script (e.g. `database/migrate.js`) like the deployment's one-off steps do. */
+/**
+ * Runs a built script (e.g. `database/migrate.js`, or `main.js` expected to refuse to start) like
+ * the deployment's one-off steps do, until it exits by itself or is killed after `timeoutMs`.
+ */
 export async function runBuiltScript(
   script: string,
   env: Record<string, string>,
+  timeoutMs = 120_000,
 ): Promise<{ code: number | null; output: string }> {
   const child = spawn(process.execPath, [join(ROOT, 'dist', script)], {
     cwd: ROOT,
@@ -44,7 +48,9 @@ export async function runBuiltScript(
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
   const code = await new Promise<number | null>((res) => child.once('exit', res));
+  clearTimeout(timer);
   return { code, output };
 }
 

@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import type { ProviderName } from '../../config/app-config';
 import { keyFromMetadata } from '../voice-metadata';
+import { seededRandom } from '../../common/seeded-random';
 
 /**
  * An in-memory stand-in for the ElevenLabs and Cartesia APIs, answering exactly what PROVIDERS.md
@@ -180,18 +181,6 @@ const DEFAULT_LIMITS: Record<ProviderName, number> = { elevenlabs: 10, cartesia:
 const DEFAULT_HOLD_MS = 60_000;
 const MAX_UPLOAD_BYTES = 50 * 1024 * 1024;
 
-/** Small, fast, seedable: fault runs can be replayed with the same seed. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function emptyStats(): ProviderStore['stats'] {
   return {
     maxHeld: 0,
@@ -251,7 +240,7 @@ class Sandbox {
       faults: { elevenlabs: {}, cartesia: {} },
       seed: this.start.seed ?? randomInt(0, 2 ** 31),
     };
-    this.random = mulberry32(this.cfg.seed);
+    this.random = seededRandom(this.cfg.seed);
     if (this.start.faults) this.setConfig({ faults: this.start.faults });
   }
 
@@ -274,7 +263,7 @@ class Sandbox {
     }
     if (patch.seed !== undefined) {
       this.cfg.seed = patch.seed;
-      this.random = mulberry32(patch.seed);
+      this.random = seededRandom(patch.seed);
     }
     return this.config();
   }
