@@ -60,6 +60,15 @@ const schema = z.object({
   CARTESIA_BASE_URL: z.url().optional(),
   CARTESIA_SLOT_LIMIT: int(100),
   CARTESIA_VERSION: z.string().default('2025-11-04'),
+  /** Clone operations per budget period; overrides what the provider publishes (ElevenLabs). */
+  ELEVENLABS_CLONE_BUDGET: z.coerce.number().int().min(0).optional(),
+  CARTESIA_CLONE_BUDGET: z.coerce.number().int().min(0).optional(),
+  /** The period of a configured budget whose provider publishes no reset time (and the pacing's). */
+  CLONE_BUDGET_PERIOD_DAYS: z.coerce.number().positive().default(30),
+  /** Share of a period's budget kept for voices never cloned before. */
+  CLONE_BUDGET_RESERVE: z.coerce.number().min(0).max(1).default(0.1),
+  /** Period of the account refresh (slot limit, clone budget counter and reset). */
+  ACCOUNT_REFRESH_SECONDS: int(300, 1),
   PROVIDER_SANDBOX: onOff.optional(),
   RECLAIM_MIN_IDLE_SECONDS: int(600),
   RECLAIM_MIN_RESIDENCY_SECONDS: int(120),
@@ -83,6 +92,9 @@ const schema = z.object({
   SANDBOX_PORT: int(0),
   SANDBOX_VOICE_LIMIT: int(10, 0),
   SANDBOX_LATENCY_MS: int(0),
+  /** The in-process sandbox's ElevenLabs clone budget (max_voice_add_edits) and its cycle. */
+  SANDBOX_CLONE_BUDGET: z.coerce.number().int().min(0).optional(),
+  SANDBOX_CLONE_BUDGET_PERIOD_SECONDS: z.coerce.number().positive().optional(),
   RATE_LIMIT_UPLOADS_PER_MINUTE: int(30, 1),
   RATE_LIMIT_ACTIVATIONS_PER_MINUTE: int(600, 1),
   CORS_ORIGINS: z
@@ -105,6 +117,8 @@ export interface ProviderSettings {
   baseUrl?: string;
   /** Configured cap; the account's own limit also applies where the provider reports one. */
   slotLimit?: number;
+  /** Configured clone budget per period; overrides the provider's own where it has one. */
+  cloneBudget?: number;
   /** True when the built-in sandbox must serve this provider. */
   sandbox: boolean;
 }
@@ -155,6 +169,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       baseUrl:
         e.ELEVENLABS_BASE_URL ?? (e.ELEVENLABS_API_KEY ? 'https://api.elevenlabs.io' : undefined),
       slotLimit: e.ELEVENLABS_SLOT_LIMIT,
+      cloneBudget: e.ELEVENLABS_CLONE_BUDGET,
       sandbox: !e.ELEVENLABS_API_KEY && !e.ELEVENLABS_BASE_URL && sandboxEnabled,
     },
     cartesia: {
@@ -162,6 +177,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       apiKey: e.CARTESIA_API_KEY,
       baseUrl: e.CARTESIA_BASE_URL ?? (e.CARTESIA_API_KEY ? 'https://api.cartesia.ai' : undefined),
       slotLimit: e.CARTESIA_SLOT_LIMIT,
+      cloneBudget: e.CARTESIA_CLONE_BUDGET,
       sandbox: !e.CARTESIA_API_KEY && !e.CARTESIA_BASE_URL && sandboxEnabled,
     },
   };

@@ -13,6 +13,11 @@ const schema = z.object({
   /** The app's older single knob; SANDBOX_ELEVENLABS_LIMIT wins when both are set. */
   SANDBOX_VOICE_LIMIT: count,
   SANDBOX_LATENCY_MS: z.preprocess(blankIsUnset, z.coerce.number().int().min(0).default(0)),
+  SANDBOX_CLONE_BUDGET: count,
+  SANDBOX_CLONE_BUDGET_PERIOD_SECONDS: z.preprocess(
+    blankIsUnset,
+    z.coerce.number().positive().optional(),
+  ),
 });
 
 export interface SandboxConfig {
@@ -20,6 +25,8 @@ export interface SandboxConfig {
   host: string;
   voiceLimit: { elevenlabs: number; cartesia: number };
   latencyMs: number;
+  /** ElevenLabs' clone budget (max_voice_add_edits) and billing cycle; defaults when unset. */
+  cloneBudget: { limit?: number; periodSeconds?: number };
 }
 
 /**
@@ -41,5 +48,9 @@ export function loadSandboxConfig(env: NodeJS.ProcessEnv = process.env): Sandbox
       cartesia: e.SANDBOX_CARTESIA_LIMIT ?? 100,
     },
     latencyMs: e.SANDBOX_LATENCY_MS,
+    cloneBudget: {
+      limit: e.SANDBOX_CLONE_BUDGET,
+      periodSeconds: e.SANDBOX_CLONE_BUDGET_PERIOD_SECONDS,
+    },
   };
 }

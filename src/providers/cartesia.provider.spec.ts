@@ -244,6 +244,7 @@ describe('CartesiaProvider against a stub', () => {
     await expect(provider.getAccountLimits()).resolves.toEqual({
       voiceLimit: null,
       voiceSlotsUsed: null,
+      cloneBudget: null,
     });
     expect(stub.requests).toHaveLength(0);
   });

@@ -151,7 +151,7 @@ export class CartesiaProvider extends VoiceProvider {
 
   /** Cartesia exposes no cap on cloned voices: the slot limit comes from configuration. */
   getAccountLimits(): Promise<AccountLimits> {
-    return Promise.resolve({ voiceLimit: null, voiceSlotsUsed: null });
+    return Promise.resolve({ voiceLimit: null, voiceSlotsUsed: null, cloneBudget: null });
   }
 }
 

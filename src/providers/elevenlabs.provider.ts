@@ -36,6 +36,11 @@ export interface ElevenLabsProviderOptions {
 
 /** Codes meaning "no such voice"; the status that carries them varies (400 or 404). */
 const NOT_FOUND_CODES = new Set(['voice_not_found', 'voice_does_not_exist']);
+/** The add/edit budget of the billing cycle is spent; seen with 403, classified whatever the status. */
+const BUDGET_CODE = 'voice_add_edit_limit_reached';
+/** Older or reworded answers that only say it in the message. */
+const BUDGET_MESSAGE =
+  /(add\s*\/\s*edit|add_edit|voice add.{0,12}edit).{0,40}limit|limit.{0,40}(add\s*\/\s*edit|add_edit)/i;
 /** Throttling codes, transient whatever status they come with. */
 const RETRYABLE_CODES = new Set(['too_many_concurrent_requests', 'system_busy']);
 
@@ -70,11 +75,15 @@ export function classifyElevenLabsError(status: number, body: string): ErrorClas
   code ??= `http_${status}`;
   if (NOT_FOUND_CODES.has(code)) return { errorClass: 'not_found', code, message };
   if (code === 'voice_limit_reached') return { errorClass: 'capacity', code, message };
+  if (code === BUDGET_CODE || BUDGET_MESSAGE.test(message)) {
+    return { errorClass: 'budget', code: BUDGET_CODE, message };
+  }
   if (RETRYABLE_CODES.has(code) || isTransientStatus(status)) {
     return { errorClass: 'retryable', code, message };
   }
-  // Everything else (invalid_api_key, 422, quota_exceeded which is about credits and not about the
-  // voice library, and a 404 without a voice code, likely a wrong base URL) cannot heal by itself.
+  // Everything else (invalid_api_key, 422, quota_exceeded which is about credits - seen with 401,
+  // yet not a bad key, and not about the voice library or the clone budget - and a 404 without a
+  // voice code, likely a wrong base URL) cannot heal by itself. The code tells them apart.
   return { errorClass: 'fatal', code, message };
 }
 
@@ -159,13 +168,27 @@ export class ElevenLabsProvider extends VoiceProvider {
     );
   }
 
-  /** `GET /v1/user/subscription`: the limit follows the plan, so it is read, never hard-coded. */
+  /**
+   * `GET /v1/user/subscription`: the limits follow the plan, so they are read, never hard-coded:
+   * the slot limit, and the add/edit budget of the billing cycle (`voice_add_edit_counter` of
+   * `max_voice_add_edits`, null meaning no budget, resetting at `next_character_count_reset_unix`).
+   */
   async getAccountLimits(): Promise<AccountLimits> {
     const { json } = await this.http.request('GET', '/v1/user/subscription');
     const r = asRecord(json);
+    const used = numberOrNull(r?.voice_add_edit_counter);
+    const reset = numberOrNull(r?.next_character_count_reset_unix);
     return {
       voiceLimit: numberOrNull(r?.voice_limit),
       voiceSlotsUsed: numberOrNull(r?.voice_slots_used),
+      cloneBudget:
+        used === null
+          ? null
+          : {
+              used,
+              limit: numberOrNull(r?.max_voice_add_edits),
+              resetsAt: reset === null ? null : new Date(reset * 1000),
+            },
     };
   }
 

@@ -33,7 +33,7 @@ class FakeProvider extends VoiceProvider {
     return Promise.resolve(null);
   }
   getAccountLimits(): Promise<AccountLimits> {
-    return Promise.resolve({ voiceLimit: 10, voiceSlotsUsed: 0 });
+    return Promise.resolve({ voiceLimit: 10, voiceSlotsUsed: 0, cloneBudget: null });
   }
 }
 
@@ -139,6 +139,7 @@ describe('InstrumentedProvider', () => {
     await expect(provider.getAccountLimits()).resolves.toEqual({
       voiceLimit: 10,
       voiceSlotsUsed: 0,
+      cloneBudget: null,
     });
     expect(spanNamed('provider.getAccountLimits').attributes['provider.name']).toBe('elevenlabs');
   });

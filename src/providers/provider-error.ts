@@ -3,10 +3,12 @@ import type { ProviderName } from '../config/app-config';
 /**
  * retryable: network errors, timeouts, 5xx, 429 - back off and try again.
  * capacity: the account holds as many voices as it may - recount, reclaim, requeue.
+ * budget: the account's clone budget for this period is spent - requeue, no reclaim (deleting a
+ *   voice gives no budget back), nothing more goes out before the reset.
  * fatal: bad key, bad audio, malformed request - retrying cannot help.
  * not_found: the remote voice does not exist.
  */
-export type ProviderErrorClass = 'retryable' | 'capacity' | 'fatal' | 'not_found';
+export type ProviderErrorClass = 'retryable' | 'capacity' | 'budget' | 'fatal' | 'not_found';
 
 /**
  * What an adapter throws. `code` is the provider's own code where it sends one (e.g.

@@ -27,6 +27,10 @@ export class ProviderRegistry implements OnModuleInit, OnApplicationShutdown {
         port: this.config.SANDBOX_PORT,
         latencyMs: this.config.SANDBOX_LATENCY_MS,
         voiceLimit: { elevenlabs: this.config.SANDBOX_VOICE_LIMIT },
+        cloneBudget: {
+          limit: this.config.SANDBOX_CLONE_BUDGET,
+          periodSeconds: this.config.SANDBOX_CLONE_BUDGET_PERIOD_SECONDS,
+        },
       });
       this.logger.log({ url: this.sandbox.url }, 'provider sandbox serving key-less providers');
     }

@@ -44,6 +44,20 @@ export interface AccountLimits {
   voiceLimit: number | null;
   /** Slots the provider says are in use, where it says so. */
   voiceSlotsUsed: number | null;
+  /**
+   * The account's budget of clone operations per billing period, where the provider publishes one
+   * (ElevenLabs' add/edit counter); null when it publishes nothing about it.
+   */
+  cloneBudget: CloneBudgetReading | null;
+}
+
+export interface CloneBudgetReading {
+  /** Clone (and edit) operations spent this period. */
+  used: number;
+  /** The period's budget; null when the account has none. */
+  limit: number | null;
+  /** When the period, and with it the counter, resets; null when not said. */
+  resetsAt: Date | null;
 }
 
 /**

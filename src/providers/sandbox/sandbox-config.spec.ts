@@ -8,6 +8,7 @@ describe('loadSandboxConfig', () => {
       host: '127.0.0.1',
       voiceLimit: { elevenlabs: 10, cartesia: 100 },
       latencyMs: 0,
+      cloneBudget: { limit: undefined, periodSeconds: undefined },
     });
   });
 
@@ -19,12 +20,15 @@ describe('loadSandboxConfig', () => {
         SANDBOX_ELEVENLABS_LIMIT: '3',
         SANDBOX_CARTESIA_LIMIT: '5',
         SANDBOX_LATENCY_MS: '',
+        SANDBOX_CLONE_BUDGET: '8',
+        SANDBOX_CLONE_BUDGET_PERIOD_SECONDS: '',
       }),
     ).toEqual({
       port: 0,
       host: '0.0.0.0',
       voiceLimit: { elevenlabs: 3, cartesia: 5 },
       latencyMs: 0,
+      cloneBudget: { limit: 8, periodSeconds: undefined },
     });
   });
 

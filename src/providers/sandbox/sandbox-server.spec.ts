@@ -78,7 +78,10 @@ describe('provider sandbox with the real adapters', () => {
       expect(await listAll(el)).toEqual(ids);
       await expect(el.findByIdempotencyKey('k3')).resolves.toMatchObject({ remoteVoiceId: ids[2] });
       await expect(el.findByIdempotencyKey('k')).resolves.toBeNull();
-      await expect(el.getAccountLimits()).resolves.toEqual({ voiceLimit: 3, voiceSlotsUsed: 3 });
+      await expect(el.getAccountLimits()).resolves.toMatchObject({
+        voiceLimit: 3,
+        voiceSlotsUsed: 3,
+      });
 
       const state = sandbox.state().elevenlabs;
       expect(state.voices.map((v) => v.labels.vs_key)).toEqual(['k1', 'k2', 'k3']);
@@ -184,7 +187,66 @@ describe('provider sandbox with the real adapters', () => {
       expect(page.voices).toEqual([
         expect.objectContaining({ name: 'by hand', idempotencyKey: null, countsTowardLimit: true }),
       ]);
-      await expect(el.getAccountLimits()).resolves.toEqual({ voiceLimit: 3, voiceSlotsUsed: 1 });
+      await expect(el.getAccountLimits()).resolves.toMatchObject({
+        voiceLimit: 3,
+        voiceSlotsUsed: 1,
+      });
+    });
+  });
+
+  describe('ElevenLabs clone budget', () => {
+    it('counts every clone, refuses past the budget with the real envelope, deletes refund nothing', async () => {
+      sandbox.setConfig({ cloneBudget: { elevenlabs: { limit: 2, resetInSeconds: 3600 } } });
+      const a = await el.createVoice(req('b1'));
+      await el.deleteVoice(a.remoteVoiceId);
+      await el.createVoice(req('b2'));
+      const limits = await el.getAccountLimits();
+      expect(limits.cloneBudget).toMatchObject({ used: 2, limit: 2 });
+      const resetIn = (limits.cloneBudget?.resetsAt?.getTime() ?? 0) - Date.now();
+      expect(resetIn).toBeGreaterThan(3590_000);
+      expect(resetIn).toBeLessThanOrEqual(3600_000);
+
+      const err = await caught(el.createVoice(req('b3')));
+      expect(err).toMatchObject({
+        errorClass: 'budget',
+        code: 'voice_add_edit_limit_reached',
+        httpStatus: 403,
+      });
+      expect(sandbox.state().elevenlabs).toMatchObject({ budgetRefusedCount: 1, createCount: 2 });
+      expect(sandbox.state().elevenlabs.voices).toHaveLength(1);
+    });
+
+    it('resets the counter at the reset time and schedules the next cycle', async () => {
+      sandbox.setConfig({
+        cloneBudget: { elevenlabs: { limit: 1, resetInSeconds: 0.3, periodSeconds: 100 } },
+      });
+      await el.createVoice(req('r1'));
+      await expect(caught(el.createVoice(req('r2')))).resolves.toMatchObject({
+        errorClass: 'budget',
+      });
+      await new Promise((r) => setTimeout(r, 350));
+      const after = await el.getAccountLimits();
+      expect(after.cloneBudget?.used).toBe(0);
+      expect((after.cloneBudget?.resetsAt?.getTime() ?? 0) - Date.now()).toBeGreaterThan(95_000);
+      await expect(el.createVoice(req('r2'))).resolves.toHaveProperty('remoteVoiceId');
+    });
+
+    it('lets a test make the counter jump (spent by someone else) and publish no budget', async () => {
+      sandbox.setConfig({ cloneBudget: { elevenlabs: { limit: 10, used: 10 } } });
+      await expect(caught(el.createVoice(req('j1')))).resolves.toMatchObject({
+        errorClass: 'budget',
+      });
+      sandbox.setConfig({ cloneBudget: { elevenlabs: { limit: null } } });
+      await expect(el.getAccountLimits()).resolves.toMatchObject({
+        cloneBudget: { used: 10, limit: null },
+      });
+      await expect(el.createVoice(req('j1'))).resolves.toHaveProperty('remoteVoiceId');
+    });
+
+    it('defaults to a budget large enough that nothing else notices it', async () => {
+      const budget = (await el.getAccountLimits()).cloneBudget;
+      expect(budget?.limit).toBeGreaterThanOrEqual(1_000_000);
+      expect(sandbox.config().cloneBudget.elevenlabs).toMatchObject({ used: 0 });
     });
   });
 

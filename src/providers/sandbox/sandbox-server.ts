@@ -48,11 +48,24 @@ const providerFaultsSchema = z.strictObject({
 export type ProviderFaults = z.infer<typeof providerFaultsSchema>;
 
 const limit = z.number().int().min(0);
+/** ElevenLabs' add/edit budget: every clone spends one, a delete gives nothing back. */
+const cloneBudgetPatchSchema = z.strictObject({
+  /** max_voice_add_edits; null publishes no budget. */
+  limit: limit.nullable().optional(),
+  /** Sets voice_add_edit_counter, e.g. to make it jump as if someone else spent it. */
+  used: limit.optional(),
+  /** Moves the next reset (and the counter's zeroing) to this many seconds from now. */
+  resetInSeconds: z.number().positive().optional(),
+  /** Length of a billing cycle; each reset schedules the next one this far ahead. */
+  periodSeconds: z.number().positive().optional(),
+});
+export type CloneBudgetPatch = z.infer<typeof cloneBudgetPatchSchema>;
 export const sandboxConfigPatchSchema = z.strictObject({
   latencyMs: z.number().int().min(0).optional(),
   voiceLimit: z
     .strictObject({ elevenlabs: limit.optional(), cartesia: limit.optional() })
     .optional(),
+  cloneBudget: z.strictObject({ elevenlabs: cloneBudgetPatchSchema.optional() }).optional(),
   /** Replaces the faults of each provider named; `{}` clears them. */
   faults: z
     .strictObject({
@@ -85,11 +98,22 @@ export interface SandboxOptions {
   latencyMs?: number;
   faults?: SandboxConfigPatch['faults'];
   seed?: number;
+  /** ElevenLabs' clone budget; default 1,000,000 per 30 days, so nothing else notices it. */
+  cloneBudget?: { limit?: number | null; periodSeconds?: number };
+}
+
+export interface SandboxCloneBudgetView {
+  limit: number | null;
+  used: number;
+  /** When the counter next returns to 0 (ISO-8601). */
+  resetsAt: string;
+  periodSeconds: number;
 }
 
 export interface SandboxConfigView {
   latencyMs: number;
   voiceLimit: Record<ProviderName, number>;
+  cloneBudget: { elevenlabs: SandboxCloneBudgetView };
   faults: Record<ProviderName, ProviderFaults>;
   seed: number;
 }
@@ -117,6 +141,8 @@ export interface SandboxProviderState {
   /** The most voices held at once since the last reset. */
   maxHeld: number;
   voiceLimitReachedCount: number;
+  /** Creates refused with voice_add_edit_limit_reached. */
+  budgetRefusedCount: number;
   /** Voices created through the API, including those whose answer was lost. */
   createCount: number;
   /** Create requests received, whatever became of them. */
@@ -179,12 +205,15 @@ type Answer =
 
 const DEFAULT_LIMITS: Record<ProviderName, number> = { elevenlabs: 10, cartesia: 100 };
 const DEFAULT_HOLD_MS = 60_000;
+const DEFAULT_CLONE_BUDGET = 1_000_000;
+const DEFAULT_BUDGET_PERIOD_SECONDS = 30 * 86_400;
 const MAX_UPLOAD_BYTES = 50 * 1024 * 1024;
 
 function emptyStats(): ProviderStore['stats'] {
   return {
     maxHeld: 0,
     voiceLimitReachedCount: 0,
+    budgetRefusedCount: 0,
     createCount: 0,
     createAttempts: 0,
     deleteCount: 0,
@@ -209,6 +238,8 @@ class Sandbox {
   private cfg!: SandboxConfigView;
   private random!: () => number;
   private nextSeq = 1;
+  /** ElevenLabs' add/edit counter and the moment it next returns to 0 (epoch ms). */
+  private budget!: { limit: number | null; used: number; resetAtMs: number; periodMs: number };
   /** Aborted on close: ends every latency sleep and held request at once. */
   private readonly closing = new AbortController();
 
@@ -237,15 +268,55 @@ class Sandbox {
         elevenlabs: this.start.voiceLimit?.elevenlabs ?? DEFAULT_LIMITS.elevenlabs,
         cartesia: this.start.voiceLimit?.cartesia ?? DEFAULT_LIMITS.cartesia,
       },
+      cloneBudget: { elevenlabs: { limit: null, used: 0, resetsAt: '', periodSeconds: 0 } },
       faults: { elevenlabs: {}, cartesia: {} },
       seed: this.start.seed ?? randomInt(0, 2 ** 31),
+    };
+    const periodMs =
+      (this.start.cloneBudget?.periodSeconds ?? DEFAULT_BUDGET_PERIOD_SECONDS) * 1000;
+    this.budget = {
+      limit:
+        this.start.cloneBudget?.limit === undefined
+          ? DEFAULT_CLONE_BUDGET
+          : this.start.cloneBudget.limit,
+      used: 0,
+      resetAtMs: Date.now() + periodMs,
+      periodMs,
     };
     this.random = seededRandom(this.cfg.seed);
     if (this.start.faults) this.setConfig({ faults: this.start.faults });
   }
 
   config(): SandboxConfigView {
-    return structuredClone(this.cfg);
+    const view = structuredClone(this.cfg);
+    view.cloneBudget.elevenlabs = this.cloneBudgetView();
+    return view;
+  }
+
+  /** The counter returns to 0 at each reset, as a billing cycle ends. */
+  private rollBudget(now = Date.now()): void {
+    while (now >= this.budget.resetAtMs) {
+      this.budget.used = 0;
+      this.budget.resetAtMs += this.budget.periodMs;
+    }
+  }
+
+  cloneBudgetView(): SandboxCloneBudgetView {
+    this.rollBudget();
+    return {
+      limit: this.budget.limit,
+      used: this.budget.used,
+      resetsAt: new Date(this.budget.resetAtMs).toISOString(),
+      periodSeconds: this.budget.periodMs / 1000,
+    };
+  }
+
+  /** Spends one add/edit operation; false (nothing spent) when the budget is used up. */
+  spendClone(): boolean {
+    this.rollBudget();
+    if (this.budget.limit !== null && this.budget.used >= this.budget.limit) return false;
+    this.budget.used++;
+    return true;
   }
 
   setConfig(input: unknown): SandboxConfigView {
@@ -260,6 +331,15 @@ class Sandbox {
       if (l !== undefined) this.cfg.voiceLimit[p] = l;
       const f = patch.faults?.[p];
       if (f !== undefined) this.cfg.faults[p] = f;
+    }
+    const b = patch.cloneBudget?.elevenlabs;
+    if (b) {
+      this.rollBudget();
+      if (b.periodSeconds !== undefined) this.budget.periodMs = b.periodSeconds * 1000;
+      if (b.limit !== undefined) this.budget.limit = b.limit;
+      if (b.used !== undefined) this.budget.used = b.used;
+      if (b.resetInSeconds !== undefined)
+        this.budget.resetAtMs = Date.now() + b.resetInSeconds * 1000;
     }
     if (patch.seed !== undefined) {
       this.cfg.seed = patch.seed;
@@ -541,6 +621,16 @@ const elevenLabs: Dialect = {
             `You have reached your maximum amount of custom voices (${limit} / ${limit})`,
           );
         }
+        if (!sb.spendClone()) {
+          store.stats.budgetRefusedCount++;
+          const b = sb.cloneBudgetView();
+          return this.error(
+            403,
+            'voice_add_edit_limit_reached',
+            `You have reached your monthly limit of voice add/edit operations (${b.used} / ${b.limit}). ` +
+              'It resets at the start of your next billing cycle.',
+          );
+        }
         const bytes = files.reduce((n, f) => n + f.size, 0);
         const voice = sb.addVoice('elevenlabs', {
           name,
@@ -633,7 +723,8 @@ const elevenLabs: Dialect = {
           },
         };
       }
-      case 'account':
+      case 'account': {
+        const budget = sb.cloneBudgetView();
         return {
           status: 200,
           json: {
@@ -646,10 +737,12 @@ const elevenLabs: Dialect = {
             voice_limit: sb.limit('elevenlabs'),
             voice_slots_used: sb.held('elevenlabs'),
             professional_voice_limit: 0,
-            voice_add_edit_counter: store.stats.createCount,
-            max_voice_add_edits: 1_000_000,
+            voice_add_edit_counter: budget.used,
+            max_voice_add_edits: budget.limit,
+            next_character_count_reset_unix: Math.floor(Date.parse(budget.resetsAt) / 1000),
           },
         };
+      }
     }
   },
 };
