@@ -7,6 +7,11 @@ import { SlotsRepository } from '../src/slots/slots.repository';
 import { VoiceRepository, sql } from '../src/voice/voice.repository';
 import { TestWorld } from './support/service';
 
+const QUEUE_INFO = {
+  budget: { reserveShare: 0.1, periodSeconds: 30 * 86_400, burstShare: 0.1 },
+  allocationLeaseSeconds: 120,
+};
+
 /**
  * The slot pool's SQL on the real Postgres: the claim under the provider lock, fair order,
  * compare-and-set transitions with fencing tokens, and once-per-tick timed work.
@@ -221,7 +226,7 @@ describe('slot pool on Postgres', () => {
     await slots.setLimits('elevenlabs', { configuredLimit: 3 });
     expect((await claim('elevenlabs', 50)).map((x) => x.voiceId)).toEqual([burst[1], late]);
     const queued = (await voices.findById(burst[2]))!;
-    expect((await voices.queuePosition(queued))?.position).toBe(1);
+    expect((await voices.queuePosition(queued, QUEUE_INFO))?.position).toBe(1);
   });
 
   it('lets only the current fencing token move a voice on', async () => {

@@ -29,6 +29,11 @@ import {
   waitForAccountLimit,
 } from '../lib/world';
 
+const QUEUE_INFO = {
+  budget: { reserveShare: 0.1, periodSeconds: 30 * 86_400, burstShare: 0.1 },
+  allocationLeaseSeconds: 120,
+};
+
 const ROOT = resolve(__dirname, '../..');
 const READY = 1000;
 const USERS = 50_000;
@@ -295,7 +300,7 @@ async function databaseAtScale(queued: number, total: number, reps: number) {
     capture.recording = true;
     const lastVoice = await voices.findById(last.id, last.user_id);
     if (!lastVoice) throw new Error('last queued voice not found');
-    const position = await voices.queuePosition(lastVoice);
+    const position = await voices.queuePosition(lastVoice, QUEUE_INFO);
     capture.recording = false;
     const activationPlans = await explain(ds, capture.statements);
 

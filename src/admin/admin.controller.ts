@@ -10,6 +10,7 @@ import { RequireScopes } from '../auth/auth.guard';
 import { ApiError } from '../common/problem';
 import { ProviderRegistry } from '../providers/provider-registry';
 import { CapacityService } from '../slots/capacity.service';
+import { CloneBudgetService } from '../slots/clone-budget.service';
 import { SlotsRepository } from '../slots/slots.repository';
 import { toVoiceDto, VoiceDto } from '../voice/voice.dto';
 import { VoiceRepository } from '../voice/voice.repository';
@@ -39,16 +40,22 @@ export class AdminController {
     private readonly voices: VoiceRepository,
     private readonly voiceService: VoiceService,
     private readonly capacity: CapacityService,
+    private readonly budget: CloneBudgetService,
   ) {}
 
   @Get('providers')
   @ApiOperation({
-    summary: 'Slots per provider account: limit, held, foreign, free, backlog, breaker',
+    summary:
+      'Slots per provider account: limit, held, foreign, free, backlog, breaker, clone budget (churn)',
   })
   @ApiOkResponse({ type: [ProviderStatusDto] })
   async providersStatus(): Promise<ProviderStatusDto[]> {
     return Promise.all(
-      this.providers.enabled().map(async (p) => toProviderStatus(await this.slots.capacity(p))),
+      this.providers
+        .enabled()
+        .map(async (p) =>
+          toProviderStatus(await this.slots.capacity(p), await this.budget.view(p)),
+        ),
     );
   }
 

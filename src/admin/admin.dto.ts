@@ -2,9 +2,22 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, Max, Min } from 'class-validator';
 import { PROVIDER_NAMES, type ProviderName } from '../config/app-config';
+import { budgetState } from '../providers/provider-accounts.repository';
+import type { BudgetView } from '../slots/clone-budget.service';
 import type { ProviderCapacity } from '../slots/slots.repository';
 import { VoiceDto } from '../voice/voice.dto';
 import type { VoiceEventRow } from '../voice/voice.repository';
+
+export class ChurnDto {
+  @ApiProperty({ example: 41, description: 'clone operations spent this budget period' })
+  used!: number;
+  @ApiProperty({ example: 95, nullable: true, type: Number, description: 'null: no budget known' })
+  limit!: number | null;
+  @ApiProperty({ example: 54, nullable: true, type: Number }) remaining!: number | null;
+  @ApiProperty({ nullable: true, type: String, format: 'date-time' }) resetsAt!: string | null;
+  @ApiProperty({ description: 'the budget is spent until it resets' }) exhausted!: boolean;
+  @ApiProperty({ description: 'whether the pacing lets a clone out now' }) allowedNow!: boolean;
+}
 
 export class ProviderStatusDto {
   @ApiProperty({ enum: PROVIDER_NAMES }) provider!: ProviderName;
@@ -20,9 +33,25 @@ export class ProviderStatusDto {
   @ApiProperty({ example: 12 }) queued!: number;
   @ApiProperty({ example: 45, nullable: true, type: Number }) oldestQueuedSeconds!: number | null;
   @ApiProperty({ enum: ['closed', 'open', 'half_open'] }) breaker!: 'closed' | 'open' | 'half_open';
+  @ApiProperty({ type: ChurnDto, description: 'the clone budget of the account' })
+  churn!: ChurnDto;
 }
 
-export function toProviderStatus(c: ProviderCapacity): ProviderStatusDto {
+export function toChurn(b: BudgetView): ChurnDto {
+  const { allowance } = b;
+  const state = budgetState(b.account);
+  return {
+    used: state.spent,
+    limit: allowance.limit,
+    remaining: allowance.remaining,
+    resetsAt: allowance.resetsAt === null ? null : new Date(allowance.resetsAt).toISOString(),
+    exhausted: allowance.exhausted,
+    // A clone of either kind may go out now; re-clones may be paced while first clones are not.
+    allowedNow: allowance.first > 0 && allowance.reclone > 0,
+  };
+}
+
+export function toProviderStatus(c: ProviderCapacity, budget: BudgetView): ProviderStatusDto {
   return {
     provider: c.provider,
     limit: c.limit,
@@ -32,6 +61,7 @@ export function toProviderStatus(c: ProviderCapacity): ProviderStatusDto {
     queued: c.queued,
     oldestQueuedSeconds: c.oldestQueuedSeconds,
     breaker: c.breaker,
+    churn: toChurn(budget),
   };
 }
 

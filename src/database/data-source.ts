@@ -6,6 +6,7 @@ import { IdempotencyKeys1764576000000 } from './migrations/1764576000000-idempot
 import { HeldSlots1764662400000 } from './migrations/1764662400000-held-slots';
 import { LeanerVoiceIndexes1764748800000 } from './migrations/1764748800000-leaner-voice-indexes';
 import { ReclaimNeed1764835200000 } from './migrations/1764835200000-reclaim-need';
+import { CloneBudget1764921600000 } from './migrations/1764921600000-clone-budget';
 
 export const MIGRATIONS = [
   InitialSchema1764489600000,
@@ -13,6 +14,7 @@ export const MIGRATIONS = [
   HeldSlots1764662400000,
   LeanerVoiceIndexes1764748800000,
   ReclaimNeed1764835200000,
+  CloneBudget1764921600000,
 ];
 
 export function dataSourceOptions(databaseUrl: string, poolSize = 20): DataSourceOptions {

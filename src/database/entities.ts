@@ -107,4 +107,27 @@ export class ProviderEntity {
   @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' }) updatedAt!: Date;
 }
 
-export const ENTITIES = [VoiceEntity, VoiceEventEntity, ProviderEntity];
+/** A provider account's clone budget (see the clone-budget migration). */
+@Entity({ name: 'provider_accounts' })
+export class ProviderAccountEntity {
+  @PrimaryColumn({ type: 'enum', enumName: 'provider_name', enum: PROVIDER_NAMES })
+  provider!: ProviderName;
+  @PrimaryColumn('text') account!: string;
+  @Column('int', { name: 'budget_configured', nullable: true }) budgetConfigured!: number | null;
+  @Column('int', { name: 'budget_published', nullable: true }) budgetPublished!: number | null;
+  @Column('int', { name: 'budget_used' }) budgetUsed!: number;
+  @Column('bigint', { name: 'clones_total' }) clonesTotal!: string;
+  @Column('bigint', { name: 'clones_at_read' }) clonesAtRead!: string;
+  @Column('timestamptz', { name: 'budget_resets_at', nullable: true })
+  budgetResetsAt!: Date | null;
+  @Column('text', { name: 'budget_reset_source', nullable: true })
+  budgetResetSource!: 'provider' | 'configured' | null;
+  @Column('timestamptz', { name: 'budget_exhausted_until', nullable: true })
+  budgetExhaustedUntil!: Date | null;
+  @Column('timestamptz', { name: 'budget_checked_at', nullable: true })
+  budgetCheckedAt!: Date | null;
+  @Column('boolean', { name: 'budget_spent_noted' }) budgetSpentNoted!: boolean;
+  @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' }) updatedAt!: Date;
+}
+
+export const ENTITIES = [VoiceEntity, VoiceEventEntity, ProviderEntity, ProviderAccountEntity];

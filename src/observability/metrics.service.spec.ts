@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { ModuleRef } from '@nestjs/core';
 import type { ProviderCallObserver } from '../providers/instrumented-provider';
 import type { ProviderRegistry } from '../providers/provider-registry';
+import type { BudgetRefusalListener, CloneBudgetService } from '../slots/clone-budget.service';
 import type { ProviderCapacity, SlotsRepository } from '../slots/slots.repository';
 import type { SampleStorage } from '../voice/sample-storage.port';
 import type { Voice } from '../voice/voice';
@@ -27,6 +28,23 @@ function voice(status: VoiceStatus, over: Partial<Voice> = {}): Voice {
 
 function setup(opts: { jobsFail?: boolean } = {}) {
   let transition: (t: TransitionRecord) => void = () => undefined;
+  let refused: BudgetRefusalListener = () => undefined;
+  const budget = {
+    view: () =>
+      Promise.resolve({
+        account: { used: 90, clonesTotal: '12', clonesAtRead: '10' },
+        allowance: {
+          first: 3,
+          reclone: 0,
+          exhausted: false,
+          limit: 95,
+          remaining: 3,
+          resetsAt: Date.now() + 3_600_000,
+          recloneAllowedAt: null,
+        },
+      }),
+    onRefused: (l: BudgetRefusalListener) => (refused = l),
+  };
   let observer: ProviderCallObserver | null = null;
   const capacity: Partial<ProviderCapacity> = {
     limit: 10,
@@ -66,9 +84,15 @@ function setup(opts: { jobsFail?: boolean } = {}) {
             : Promise.resolve({ waiting: 1, active: 2, delayed: 0, failed: 3 }),
       }),
     } as unknown as ModuleRef,
+    budget as unknown as CloneBudgetService,
   );
   metrics.onModuleInit();
-  return { metrics, transition: (t: TransitionRecord) => transition(t), observer: () => observer };
+  return {
+    metrics,
+    transition: (t: TransitionRecord) => transition(t),
+    observer: () => observer,
+    refused: (...args: Parameters<BudgetRefusalListener>) => refused(...args),
+  };
 }
 
 async function value(metrics: MetricsService, name: string, labels: Record<string, string>) {
@@ -82,6 +106,23 @@ async function value(metrics: MetricsService, name: string, labels: Record<strin
 }
 
 describe('MetricsService', () => {
+  it('shows the clone budget: used, limit, time to reset, allowance, refusals', async () => {
+    const { metrics, refused } = setup();
+    await metrics.render();
+    const el = { provider: 'elevenlabs' };
+    expect(await value(metrics, 'voice_clone_budget_used', el)).toBe(92);
+    expect(await value(metrics, 'voice_clone_budget_limit', el)).toBe(95);
+    const toReset = await value(metrics, 'voice_clone_budget_seconds_to_reset', el);
+    expect(toReset).toBeGreaterThan(3590);
+    expect(toReset).toBeLessThanOrEqual(3600);
+    expect(await value(metrics, 'voice_clone_budget_exhausted', el)).toBe(0);
+    expect(await value(metrics, 'voice_clone_budget_allowed_now', el)).toBe(0);
+    refused('elevenlabs', 'paced', 2);
+    expect(
+      await value(metrics, 'voice_clone_budget_refusals_total', { ...el, reason: 'paced' }),
+    ).toBe(2);
+  });
+
   it('counts an allocation and times claim → ready and upload → ready', async () => {
     const { metrics, transition } = setup();
     transition({

@@ -1,3 +1,5 @@
+import { budgetState } from '../providers/provider-accounts.repository';
+import { CloneBudgetService } from '../slots/clone-budget.service';
 import { getQueueToken } from '@nestjs/bull';
 import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
@@ -88,6 +90,31 @@ export class MetricsService implements OnModuleInit {
       this.labelProvider,
     ),
     jobs: this.gauge('bull_queue_jobs', 'Bull jobs per queue and state', ['queue', 'state']),
+    budgetUsed: this.gauge(
+      'voice_clone_budget_used',
+      'Clone operations spent this budget period (the provider counter plus our clones since)',
+      this.labelProvider,
+    ),
+    budgetLimit: this.gauge(
+      'voice_clone_budget_limit',
+      'Clone operations per budget period (absent: no budget known)',
+      this.labelProvider,
+    ),
+    budgetResetSeconds: this.gauge(
+      'voice_clone_budget_seconds_to_reset',
+      'Seconds until the clone budget resets (absent: unknown)',
+      this.labelProvider,
+    ),
+    budgetExhausted: this.gauge(
+      'voice_clone_budget_exhausted',
+      '1 while the clone budget is spent until its reset',
+      this.labelProvider,
+    ),
+    budgetAllowed: this.gauge(
+      'voice_clone_budget_allowed_now',
+      '1 when the pacing lets a re-clone out now',
+      this.labelProvider,
+    ),
   };
 
   private readonly counters = {
@@ -132,6 +159,12 @@ export class MetricsService implements OnModuleInit {
       'Calls to provider APIs by outcome (ok, retryable, capacity, fatal, not_found, error)',
       ['provider', 'operation', 'outcome'],
     ),
+    budgetRefusals: this.counter(
+      'voice_clone_budget_refusals_total',
+      'Queued voices a dispatch held back although a slot was free, because the clone budget ' +
+        'was spent (exhausted) or the pacing said not yet (paced); counted per dispatch',
+      ['provider', 'reason'],
+    ),
     httpRequests: this.counter('http_requests_total', 'HTTP requests served', [
       'method',
       'route',
@@ -173,6 +206,7 @@ export class MetricsService implements OnModuleInit {
     private readonly voices: VoiceRepository,
     private readonly storage: SampleStorage,
     private readonly moduleRef: ModuleRef,
+    private readonly budget: CloneBudgetService,
   ) {
     collectDefaultMetrics({ register: this.registry });
     // Gauges that prom-client names like counters; promtool rejects them, and the unsuffixed
@@ -183,6 +217,9 @@ export class MetricsService implements OnModuleInit {
   onModuleInit(): void {
     this.voices.onTransition((t) => this.onTransition(t));
     this.providers.setObserver({ onCall: (call) => this.recordProviderCall(call) });
+    this.budget.onRefused((provider, reason, voices) =>
+      this.counters.budgetRefusals.inc({ provider, reason }, voices),
+    );
     if (this.storage instanceof InstrumentedSampleStorage) {
       this.storage.onFailure((operation) => this.recordStorageFailure(operation));
     }
@@ -288,6 +325,18 @@ export class MetricsService implements OnModuleInit {
       for (const state of BREAKER_STATES) {
         this.gauges.breaker.set({ provider, state }, c.breaker === state ? 1 : 0);
       }
+      const { account, allowance } = await this.budget.view(provider);
+      this.gauges.budgetUsed.set({ provider }, budgetState(account).spent);
+      if (allowance.limit === null) this.gauges.budgetLimit.remove({ provider });
+      else this.gauges.budgetLimit.set({ provider }, allowance.limit);
+      if (allowance.resetsAt === null) this.gauges.budgetResetSeconds.remove({ provider });
+      else
+        this.gauges.budgetResetSeconds.set(
+          { provider },
+          Math.max(0, (allowance.resetsAt - Date.now()) / 1000),
+        );
+      this.gauges.budgetExhausted.set({ provider }, allowance.exhausted ? 1 : 0);
+      this.gauges.budgetAllowed.set({ provider }, allowance.reclone > 0 ? 1 : 0);
     }
   }
 

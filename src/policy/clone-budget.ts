@@ -130,3 +130,15 @@ export function cloneAllowance(
 export function mayClone(allowance: CloneAllowance, clonedBefore: boolean): boolean {
   return (clonedBefore ? allowance.reclone : allowance.first) > 0;
 }
+
+/** The settings from the service's configuration (CLONE_BUDGET_RESERVE, CLONE_BUDGET_PERIOD_DAYS). */
+export function budgetSettings(env: {
+  CLONE_BUDGET_RESERVE: number;
+  CLONE_BUDGET_PERIOD_DAYS: number;
+}): CloneBudgetSettings {
+  return {
+    reserveShare: env.CLONE_BUDGET_RESERVE,
+    periodSeconds: env.CLONE_BUDGET_PERIOD_DAYS * 86_400,
+    burstShare: DEFAULT_BURST_SHARE,
+  };
+}

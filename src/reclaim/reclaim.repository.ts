@@ -19,7 +19,16 @@ export interface VictimPolicy {
   mode: 'backlog' | 'idle';
   /** Upper bound per call. */
   max: number;
+  /**
+   * backlog mode: the clones the budget lets out now, never-cloned voices (`first`) and voices
+   * cloned before (`reclone`); absent or Infinity = unlimited. Only queued voices that could be
+   * cloned now justify taking a ready voice's slot.
+   */
+  clones?: { first: number; reclone: number };
 }
+
+const limitOrNull = (n: number | undefined) =>
+  n === undefined || n === Infinity ? null : Math.max(0, Math.floor(n));
 
 /** SQL of reclaim: choosing least-recently-used idle voices of one provider. */
 @Injectable()
@@ -52,7 +61,7 @@ export class ReclaimRepository {
       await this.ds.query(
         `WITH p AS MATERIALIZED (SELECT name FROM providers WHERE name = $1 FOR UPDATE),
          want AS MATERIALIZED (
-           SELECT CASE WHEN $5::text = 'idle' THEN $4::int ELSE reclaim_need(name, $4) END AS n FROM p),
+           SELECT CASE WHEN $5::text = 'idle' THEN $4::int ELSE reclaim_need(name, $4, $6, $7) END AS n FROM p),
          -- With the row's address, as in the claim: the update needs no index descent.
          picked AS (
            SELECT id, ctid AS tid FROM voices
@@ -73,7 +82,15 @@ export class ReclaimRepository {
          -- Announced like every other status change: replicas drop the voice from their
          -- ready-voice caches (src/voice/ready-voice.cache.ts).
          SELECT id, fencing_token, remote_voice_id, pg_notify('voice_status', id::text || ':reclaiming') FROM u`,
-        [provider, policy.minIdleSeconds, policy.minResidencySeconds, policy.max, policy.mode],
+        [
+          provider,
+          policy.minIdleSeconds,
+          policy.minResidencySeconds,
+          policy.max,
+          policy.mode,
+          limitOrNull(policy.clones?.first),
+          limitOrNull(policy.clones?.reclone),
+        ],
       );
     return rows.map((r) => ({
       voiceId: r.id,

@@ -5,6 +5,7 @@ import type { ProviderName } from '../config/app-config';
 import { AppConfig } from '../config/config.module';
 import { ProviderRegistry } from '../providers/provider-registry';
 import { JobName, QueueName, type JobPayloads } from '../queue/queues';
+import { CloneBudgetService } from '../slots/clone-budget.service';
 import { DispatcherService } from '../slots/dispatcher.service';
 import { VoiceRepository } from '../voice/voice.repository';
 import { ReclaimRepository, type Victim, type VictimPolicy } from './reclaim.repository';
@@ -35,6 +36,7 @@ export class ReclaimService implements OnModuleInit, OnApplicationShutdown {
     private readonly voices: VoiceRepository,
     private readonly providers: ProviderRegistry,
     private readonly dispatcher: DispatcherService,
+    private readonly budget: CloneBudgetService,
     @InjectQueue(QueueName.Maintenance) private readonly maintenance: Queue,
   ) {}
 
@@ -55,11 +57,16 @@ export class ReclaimService implements OnModuleInit, OnApplicationShutdown {
     const run = (async () => {
       if (this.config.SCHEDULER_STRATEGY === 'legacy') return this.reclaimLegacy();
       if (!(await this.repo.needsReclaim(provider))) return 0;
+      // Never free a slot for a clone that cannot go out now (invariant 9): a delete gives no
+      // budget back, so the ready voice would be lost for nothing.
+      const { allowance } = await this.budget.view(provider);
+      if (allowance.first <= 0) return 0;
       const policy: VictimPolicy = {
         mode: 'backlog',
         minIdleSeconds: this.config.RECLAIM_MIN_IDLE_SECONDS,
         minResidencySeconds: this.config.RECLAIM_MIN_RESIDENCY_SECONDS,
         max: RECLAIM_BATCH,
+        clones: { first: allowance.first, reclone: allowance.reclone },
       };
       const reclaimed = await this.reclaim(provider, policy);
       await this.wakeAtNextVictim(provider, policy);

@@ -91,7 +91,7 @@ export class SchedulerService implements OnApplicationBootstrap {
       },
       {
         name: 'refresh-accounts',
-        periodSeconds: 300,
+        periodSeconds: this.config.ACCOUNT_REFRESH_SECONDS,
         run: () =>
           Promise.all(this.providers.enabled().map((p) => this.capacity.refreshAccount(p))),
       },

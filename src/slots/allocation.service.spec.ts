@@ -5,7 +5,9 @@ import type { SampleStorage } from '../voice/sample-storage.port';
 import type { Voice } from '../voice/voice';
 import type { VoiceRepository } from '../voice/voice.repository';
 import { AllocationService } from './allocation.service';
+import { ProviderError } from '../providers/provider-error';
 import type { CapacityService } from './capacity.service';
+import type { CloneBudgetService } from './clone-budget.service';
 import type { DispatcherService } from './dispatcher.service';
 import type { SlotsRepository } from './slots.repository';
 
@@ -38,8 +40,18 @@ const voice = {
  * The allocation's ports replaced by stubs: `frozenMs` is how long the process stands still
  * (frozen, or starved of CPU) between taking its lease and the provider call.
  */
-function setUp(opts: { frozenMs: number; leaseStillHeld: boolean }) {
-  const createVoice = jest.fn().mockResolvedValue({ remoteVoiceId: 'r1' });
+function setUp(opts: { frozenMs: number; leaseStillHeld: boolean; createError?: ProviderError }) {
+  const createVoice = opts.createError
+    ? jest.fn().mockRejectedValue(opts.createError)
+    : jest.fn().mockResolvedValue({ remoteVoiceId: 'r1' });
+  const budget = {
+    afterCloneOutcome: jest.fn(),
+    markExhausted: jest.fn().mockResolvedValue(undefined),
+  };
+  const capacity = {
+    refreshAccount: jest.fn().mockResolvedValue(undefined),
+    requestReconcile: jest.fn().mockResolvedValue(undefined),
+  };
   const renewLease = jest.fn().mockResolvedValue(opts.leaseStillHeld);
   const transition = jest.fn().mockResolvedValue(voice);
   const slots = {
@@ -58,9 +70,10 @@ function setUp(opts: { frozenMs: number; leaseStillHeld: boolean }) {
     } as unknown as ProviderRegistry,
     {} as SampleStorage,
     { nudge: jest.fn() } as unknown as DispatcherService,
-    {} as CapacityService,
+    capacity as unknown as CapacityService,
+    budget as unknown as CloneBudgetService,
   );
-  return { service, createVoice, renewLease, transition };
+  return { service, createVoice, renewLease, transition, budget, capacity };
 }
 
 describe('AllocationService and its lease', () => {
@@ -99,5 +112,40 @@ describe('AllocationService and its lease', () => {
     await expect(service.allocate('v1', '7')).resolves.toBe('ready');
     expect(renewLease).toHaveBeenCalledWith('v1', '7', LEASE_SECONDS);
     expect(createVoice).toHaveBeenCalledTimes(1);
+  });
+});
+
+describe('AllocationService when the clone budget is spent', () => {
+  beforeAll(() => {
+    Logger.overrideLogger(false);
+  });
+
+  it('queues the voice again without spending an attempt, marks the budget, reclaims nothing', async () => {
+    const refused = new ProviderError(
+      'elevenlabs',
+      'budget',
+      'voice_add_edit_limit_reached',
+      'monthly limit of voice add/edit operations',
+      403,
+    );
+    const { service, transition, budget, capacity } = setUp({
+      frozenMs: 0,
+      leaseStillHeld: true,
+      createError: refused,
+    });
+    await expect(service.allocate('v1', '7')).resolves.toBe('requeued');
+    expect(transition).toHaveBeenCalledWith(
+      expect.objectContaining({
+        to: 'queued',
+        event: expect.objectContaining({ reason: 'provider_budget' }) as unknown,
+      }),
+    );
+    const set = (transition.mock.calls[0] as [{ set: Record<string, unknown> }])[0].set;
+    expect(String((set.attempts as { text: string }).text)).toContain('attempts - 1');
+    expect(budget.markExhausted).toHaveBeenCalledWith('elevenlabs');
+    expect(budget.afterCloneOutcome).toHaveBeenCalledWith('elevenlabs');
+    // A full library recounts and reconciles; a spent budget must not (nothing to free).
+    expect(capacity.refreshAccount).not.toHaveBeenCalled();
+    expect(capacity.requestReconcile).not.toHaveBeenCalled();
   });
 });

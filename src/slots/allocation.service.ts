@@ -7,6 +7,7 @@ import type { Voice } from '../voice/voice';
 import { secondsFromNow, sql, VoiceRepository } from '../voice/voice.repository';
 import { backoffDelayMs } from './backoff';
 import { CapacityService } from './capacity.service';
+import { CloneBudgetService } from './clone-budget.service';
 import { DispatcherService } from './dispatcher.service';
 import { SlotsRepository } from './slots.repository';
 import { addLogContext } from '../observability/log-context';
@@ -65,6 +66,7 @@ export class AllocationService {
     private readonly storage: SampleStorage,
     private readonly dispatcher: DispatcherService,
     private readonly capacity: CapacityService,
+    private readonly budget: CloneBudgetService,
   ) {}
 
   async allocate(voiceId: string, fencingToken: string): Promise<AllocationOutcome> {
@@ -99,9 +101,13 @@ export class AllocationService {
       },
       Math.max(1_000, (lease * 1000) / 3),
     );
+    let createSent = false;
     try {
-      const created = await this.createOnce(voice, voice.remoteTries, () =>
-        this.stillOurs(held, voiceId, fencingToken),
+      const created = await this.createOnce(
+        voice,
+        voice.remoteTries,
+        () => this.stillOurs(held, voiceId, fencingToken),
+        () => (createSent = true),
       );
       if (!created) {
         this.logger.warn(ctx, 'allocation lease lost before the create; the sweeper has it');
@@ -143,6 +149,8 @@ export class AllocationService {
       return this.onProviderError(voice, fencingToken, voice.attempts, err);
     } finally {
       clearInterval(renew);
+      // The provider's counter moved (or refused to): read it again soon.
+      if (createSent) this.budget.afterCloneOutcome(voice.provider);
     }
   }
 
@@ -154,6 +162,7 @@ export class AllocationService {
     voice: Voice,
     attempt: number,
     stillOurs: () => Promise<boolean>,
+    onCreateSent: () => void,
   ): Promise<{ remoteVoiceId: string; adopted: boolean } | null> {
     const provider = this.providers.get(voice.provider);
     if (attempt > 1) {
@@ -163,6 +172,7 @@ export class AllocationService {
     // A process frozen (or starved) past its lease must not create: the sweeper may have queued
     // the voice again, and a late create would take a slot beyond the limit until undone.
     if (!(await stillOurs())) return null;
+    onCreateSent();
     const created = await provider.createVoice({
       name: voice.name,
       idempotencyKey: voice.id,
@@ -232,6 +242,33 @@ export class AllocationService {
         ]).catch((e: unknown) =>
           this.logger.warn({ err: e, provider: voice.provider }, 'recount failed'),
         );
+        return requeued ? 'requeued' : 'stale';
+      }
+      case 'budget': {
+        // The account's clone budget is spent until its reset (someone else spent it, or our
+        // count was stale). Not this voice's fault: it queues again in its place without
+        // spending an attempt, and nothing is reclaimed for it - deleting a voice gives no
+        // budget back. The claim takes no clone until the reset.
+        const requeued = await this.voices.transition({
+          id: voice.id,
+          from: ['allocating'],
+          token,
+          to: 'queued',
+          bumpToken: true,
+          set: { attempts: sql('GREATEST(v.attempts - 1, 0)'), allocationLeaseExpiresAt: null },
+          event: { type: 'requeued', reason: 'provider_budget', metadata: errorInfo },
+        });
+        await this.budget
+          .markExhausted(voice.provider)
+          .catch((e: unknown) =>
+            this.logger.warn(
+              { err: e, provider: voice.provider },
+              'could not mark the budget spent',
+            ),
+          );
+        this.logger.warn(ctx, 'provider reports its clone budget spent; voice queued again');
+        // Arms the wake-up at the reset.
+        this.dispatcher.nudge(voice.provider);
         return requeued ? 'requeued' : 'stale';
       }
       case 'retryable': {

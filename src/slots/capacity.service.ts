@@ -7,6 +7,7 @@ import { ProviderRegistry } from '../providers/provider-registry';
 import { JobName, QueueName, type JobPayloads } from '../queue/queues';
 import { SampleStorage } from '../voice/sample-storage.port';
 import { VoiceRepository } from '../voice/voice.repository';
+import { CloneBudgetService } from './clone-budget.service';
 import { DispatcherService } from './dispatcher.service';
 import { SlotsRepository } from './slots.repository';
 import { addLogContext } from '../observability/log-context';
@@ -23,6 +24,7 @@ export class CapacityService {
     private readonly providers: ProviderRegistry,
     private readonly storage: SampleStorage,
     private readonly dispatcher: DispatcherService,
+    private readonly budget: CloneBudgetService,
     @InjectQueue(QueueName.Maintenance) private readonly maintenance: Queue,
   ) {}
 
@@ -33,13 +35,15 @@ export class CapacityService {
         configuredLimit: this.config.providers[name].slotLimit ?? null,
       });
     }
+    await this.budget.applyConfigured();
   }
 
-  /** Reads the account's own voice limit, where the provider exposes one. */
+  /**
+   * Reads the account's own voice limit and clone budget, where the provider exposes them, then
+   * dispatches: a larger limit or a budget that reset lets waiting voices go.
+   */
   async refreshAccount(provider: ProviderName): Promise<void> {
-    const limits = await this.providers.get(provider).getAccountLimits();
-    await this.slots.setLimits(provider, { accountLimit: limits.voiceLimit });
-    this.logger.log({ provider, accountLimit: limits.voiceLimit }, 'account limit refreshed');
+    await this.budget.refreshAccount(provider);
     this.dispatcher.nudge(provider);
   }
 

@@ -1,14 +1,20 @@
 import { InjectQueue } from '@nestjs/bull';
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import type { Queue } from 'bull';
 import type { ProviderName } from '../config/app-config';
 import { AppConfig } from '../config/config.module';
 import { JobName, QueueName, RETRY_BACKOFF, type JobPayloads } from '../queue/queues';
 import { LegacySchedulerService } from './legacy-scheduler';
-import { SlotsRepository, type Claimed } from './slots.repository';
+import type { CloneAllowance } from '../policy/clone-budget';
+import { CloneBudgetService } from './clone-budget.service';
+import { SlotsRepository, type ClaimBudget, type Claimed } from './slots.repository';
 
 /** How many voices one claim transaction takes at most; larger backlogs loop. */
 const CLAIM_BATCH = 50;
+/** Claims that lost a race for the budget are retried this often before leaving it to the next. */
+const MAX_STALE_BUDGET_RETRIES = 10;
+/** Beyond this the scheduler's tick runs long before a budget wake-up would. */
+const MAX_BUDGET_TIMER_MS = 5 * 60_000;
 
 /**
  * Fills free slots of a provider with queued voices. Called when a voice queues, when a slot frees,
@@ -17,7 +23,7 @@ const CLAIM_BATCH = 50;
  * the allocation lease expires (Postgres is the truth, Bull executes).
  */
 @Injectable()
-export class DispatcherService {
+export class DispatcherService implements OnApplicationShutdown {
   private readonly logger = new Logger(DispatcherService.name);
   private readonly queues: Record<ProviderName, Queue>;
   /** Coalesces bursts of dispatch requests for one provider within this process. */
@@ -25,11 +31,14 @@ export class DispatcherService {
   private readonly again = new Set<ProviderName>();
   /** Called after each dispatch run, when the pool may be full: reclaim registers here. */
   private readonly saturatedListeners: ((provider: ProviderName) => void)[] = [];
+  /** Per provider, a dispatch at the moment the budget next lets a held-back clone out. */
+  private readonly budgetWakeUps = new Map<ProviderName, { at: number; timer: NodeJS.Timeout }>();
 
   constructor(
     private readonly config: AppConfig,
     private readonly slots: SlotsRepository,
     private readonly legacy: LegacySchedulerService,
+    private readonly budget: CloneBudgetService,
     @InjectQueue(QueueName.AllocationElevenLabs) elevenlabs: Queue,
     @InjectQueue(QueueName.AllocationCartesia) cartesia: Queue,
   ) {
@@ -69,13 +78,38 @@ export class DispatcherService {
       return this.legacy.cycle((p, claimed) => this.enqueue(p, claimed));
     }
     let total = 0;
+    let staleRetries = 0;
     for (;;) {
       this.again.delete(provider);
-      const claimed = await this.slots.claim(provider, {
+      const { account, allowance } = await this.budget.view(provider);
+      const budget: ClaimBudget | undefined =
+        allowance.limit === null && !allowance.exhausted
+          ? undefined
+          : {
+              expectedTotal: account.clonesTotal,
+              first: allowance.first,
+              reclone: allowance.reclone,
+            };
+      const result = await this.slots.claimBatch(provider, {
         max: CLAIM_BATCH,
         allocationLeaseSeconds: this.config.ALLOCATION_LEASE_SECONDS,
         breakerCooldownSeconds: this.config.BREAKER_COOLDOWN_SECONDS,
+        budget,
       });
+      if (result.stale) {
+        // Another dispatcher spent budget between our read and our lock: decide again.
+        if (++staleRetries <= MAX_STALE_BUDGET_RETRIES) continue;
+        return total;
+      }
+      const claimed = result.claimed;
+      if (result.heldBackByBudget > 0) {
+        this.budget.recordRefused(
+          provider,
+          allowance.exhausted ? 'exhausted' : 'paced',
+          result.heldBackByBudget,
+        );
+        this.wakeForBudget(provider, allowance);
+      }
       if (claimed.length) {
         await this.enqueue(provider, claimed);
         total += claimed.length;
@@ -86,6 +120,33 @@ export class DispatcherService {
         return total;
       }
     }
+  }
+
+  /**
+   * Voices wait because the budget said no: dispatch again the moment it says yes (the pacing's
+   * next step, the reset), so hand-over does not wait for the scheduler's tick.
+   */
+  private wakeForBudget(provider: ProviderName, allowance: CloneAllowance): void {
+    const moments = [allowance.recloneAllowedAt, allowance.resetsAt].filter(
+      (t): t is number => t !== null && t > Date.now(),
+    );
+    if (!moments.length) return;
+    const at = Math.min(...moments) + 25;
+    if (at - Date.now() > MAX_BUDGET_TIMER_MS) return;
+    const current = this.budgetWakeUps.get(provider);
+    if (current && current.at <= at) return;
+    if (current) clearTimeout(current.timer);
+    const timer = setTimeout(() => {
+      this.budgetWakeUps.delete(provider);
+      this.nudge(provider);
+    }, at - Date.now());
+    timer.unref();
+    this.budgetWakeUps.set(provider, { at, timer });
+  }
+
+  onApplicationShutdown(): void {
+    for (const { timer } of this.budgetWakeUps.values()) clearTimeout(timer);
+    this.budgetWakeUps.clear();
   }
 
   async enqueue(provider: ProviderName, claimed: Claimed[]): Promise<void> {

@@ -3,6 +3,7 @@ import { ProvidersModule } from '../providers/providers.module';
 import { VoiceDataModule } from '../voice/voice-data.module';
 import { AllocationService } from './allocation.service';
 import { CapacityService } from './capacity.service';
+import { CloneBudgetService } from './clone-budget.service';
 import { DispatcherService } from './dispatcher.service';
 import { LegacySchedulerService } from './legacy-scheduler';
 import { SlotsRepository } from './slots.repository';
@@ -17,9 +18,16 @@ import { SweeperService } from './sweeper.service';
     LegacySchedulerService,
     AllocationService,
     CapacityService,
+    CloneBudgetService,
     SweeperService,
     SlotsWorker,
   ],
-  exports: [SlotsRepository, DispatcherService, CapacityService, SweeperService],
+  exports: [
+    SlotsRepository,
+    DispatcherService,
+    CapacityService,
+    CloneBudgetService,
+    SweeperService,
+  ],
 })
 export class SlotsModule {}

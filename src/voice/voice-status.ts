@@ -46,6 +46,7 @@ export const VOICE_EVENT_REASONS = [
   'remote_adopted',
   'provider_retryable',
   'provider_capacity',
+  'provider_budget',
   'provider_fatal',
   'attempts_exhausted',
   'lease_expired',

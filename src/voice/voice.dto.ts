@@ -20,6 +20,14 @@ export class QueueDto {
   @ApiProperty({ example: 3, nullable: true, type: Number }) position!: number | null;
   @ApiProperty({ example: null, nullable: true, type: String, format: 'date-time' })
   estimatedReadyAt!: string | null;
+  @ApiProperty({
+    enum: ['slot', 'clone_budget', 'breaker', 'retry'],
+    nullable: true,
+    description:
+      'why the voice is not being cloned now: waiting for a free slot, for the clone budget (its ' +
+      'estimate is then never before the budget resets), for the provider to recover, or for its next try',
+  })
+  waitReason!: 'slot' | 'clone_budget' | 'breaker' | 'retry' | null;
 }
 
 export class FailureDto {
@@ -127,6 +135,7 @@ export function toVoiceDto(voice: Voice, queue: QueueInfo | null): VoiceDto {
       ? {
           position: queue?.position ?? null,
           estimatedReadyAt: iso(queue?.estimatedReadyAt ?? null),
+          waitReason: queue?.waitReason ?? (voice.status === 'pending' ? null : 'slot'),
         }
       : null,
     lastUsedAt: iso(voice.lastUsedAt),

@@ -2,6 +2,12 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource, EntityManager } from 'typeorm';
 import type { ProviderName } from '../config/app-config';
+import { cloneAllowance, mayClone, type CloneBudgetSettings } from '../policy/clone-budget';
+import {
+  accountFromRow,
+  budgetState,
+  type AccountRow,
+} from '../providers/provider-accounts.repository';
 import { voiceFromRow, type Voice, type VoiceRow } from './voice';
 import type { VoiceEventReason, VoiceEventType, VoiceStatus } from './voice-status';
 
@@ -72,9 +78,19 @@ export interface VoiceListQuery {
   after?: { createdAt: Date; id: string };
 }
 
+export type WaitReason = 'slot' | 'clone_budget' | 'breaker' | 'retry';
+
 export interface QueueInfo {
   position: number;
   estimatedReadyAt: Date | null;
+  /** Why the voice is not being cloned now. */
+  waitReason: WaitReason;
+}
+
+export interface QueueInfoOptions {
+  budget: CloneBudgetSettings;
+  /** An allocation whose lease reaches past a fresh one is waiting for its next try. */
+  allocationLeaseSeconds: number;
 }
 
 export interface VoiceEventRow {
@@ -277,27 +293,61 @@ export class VoiceRepository {
     return String(rows[0].tag);
   }
 
-  /** Position in the provider's queue (1 = next) and how many are ahead. */
   /**
-   * A queued voice's place in its provider's claim order (1 = next) and an estimate of when it
-   * will be claimed, from the provider's moving average of time between claims.
+   * A waiting voice's place in its provider's claim order (1 = next), an estimate of when it will
+   * be claimed (from the provider's moving average of time between claims), and why it is not
+   * being cloned now. While the clone budget is the reason, the estimate is never before the
+   * budget's reset.
    */
-  async queuePosition(voice: Voice): Promise<QueueInfo | null> {
-    if (voice.status === 'allocating') return { position: 0, estimatedReadyAt: null };
-    if (voice.status !== 'queued' || voice.fairTag === null || voice.queuedAt === null) return null;
-    const rows: { ahead: number; interval_ms: number | null }[] = await this.ds.query(
-      `SELECT (SELECT count(*)::int FROM voices
+  async queuePosition(voice: Voice, opts: QueueInfoOptions): Promise<QueueInfo | null> {
+    const queued = voice.status === 'queued' && voice.fairTag !== null && voice.queuedAt !== null;
+    if (!queued && voice.status !== 'allocating') return null;
+    const rows: (AccountRow & {
+      ahead: number | null;
+      interval_ms: number | null;
+      breaker: string;
+      retry_wait: boolean | null;
+    })[] = await this.ds.query(
+      `SELECT CASE WHEN $6 THEN (SELECT count(*)::int FROM voices
                 WHERE provider = $1 AND status = 'queued'
-                  AND (fair_tag, queued_at, id) < ($2::bigint, $3::timestamptz, $4::uuid)) AS ahead,
-              (SELECT claim_interval_ms FROM providers WHERE name = $1) AS interval_ms`,
-      [voice.provider, voice.fairTag, voice.queuedAt, voice.id],
+                  AND (fair_tag, queued_at, id) < ($2::bigint, $3::timestamptz, $4::uuid)) END AS ahead,
+              p.claim_interval_ms AS interval_ms, p.breaker_state AS breaker,
+              (SELECT allocation_lease_expires_at > now() + make_interval(secs => $5 + 1)
+                 FROM voices WHERE id = $4) AS retry_wait,
+              a.*
+         FROM providers p JOIN provider_accounts a ON a.provider = p.name AND a.account = 'default'
+        WHERE p.name = $1`,
+      [
+        voice.provider,
+        voice.fairTag ?? '0',
+        voice.queuedAt ?? new Date(0),
+        voice.id,
+        opts.allocationLeaseSeconds,
+        queued,
+      ],
     );
-    const position = rows[0].ahead + 1;
-    const interval = rows[0].interval_ms;
-    return {
-      position,
-      estimatedReadyAt: interval === null ? null : new Date(Date.now() + position * interval),
-    };
+    const row = rows[0];
+    if (!row) return null;
+    if (!queued) {
+      const waitReason: WaitReason =
+        row.breaker !== 'closed' ? 'breaker' : row.retry_wait ? 'retry' : 'slot';
+      return { position: 0, estimatedReadyAt: null, waitReason };
+    }
+    const position = (row.ahead ?? 0) + 1;
+    const interval = row.interval_ms;
+    let estimatedReadyAt = interval === null ? null : new Date(Date.now() + position * interval);
+    let waitReason: WaitReason = row.breaker === 'open' ? 'breaker' : 'slot';
+    const allowance = cloneAllowance(budgetState(accountFromRow(row)), opts.budget, Date.now());
+    if (waitReason === 'slot' && !mayClone(allowance, voice.readyAt !== null)) {
+      waitReason = 'clone_budget';
+      const notBefore = allowance.resetsAt;
+      if (
+        notBefore !== null &&
+        (estimatedReadyAt === null || estimatedReadyAt.getTime() < notBefore)
+      )
+        estimatedReadyAt = new Date(notBefore);
+    }
+    return { position, estimatedReadyAt, waitReason };
   }
 
   /** Voices of a user waiting for a slot or for their metadata. */

@@ -6,6 +6,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { ProviderName } from '../config/app-config';
 import { AppConfig } from '../config/config.module';
+import { budgetSettings } from '../policy/clone-budget';
 import { ApiError } from '../common/problem';
 import { isUuid } from '../common/uuid';
 import { ProviderRegistry } from '../providers/provider-registry';
@@ -21,7 +22,13 @@ import { toVoiceDto, type VoiceDto } from './voice.dto';
 import type { Voice } from './voice';
 import { VoiceEventsListener } from './voice-events.listener';
 import type { VoiceStatus } from './voice-status';
-import { secondsFromNow, sql, VoiceRepository, type QueueInfo } from './voice.repository';
+import {
+  secondsFromNow,
+  sql,
+  VoiceRepository,
+  type QueueInfo,
+  type QueueInfoOptions,
+} from './voice.repository';
 
 export interface VoiceView {
   voice: Voice;
@@ -56,6 +63,13 @@ export class VoiceService {
     private readonly idempotency: IdempotencyRepository,
     @InjectQueue(QueueName.Metadata) private readonly metadataQueue: Queue,
   ) {}
+
+  private get queueInfoOptions(): QueueInfoOptions {
+    return {
+      budget: budgetSettings(this.config),
+      allocationLeaseSeconds: this.config.ALLOCATION_LEASE_SECONDS,
+    };
+  }
 
   /**
    * Accepts an upload. With an Idempotency-Key (Stripe's semantics, per user, kept 24 h): a replay
@@ -187,7 +201,7 @@ export class VoiceService {
   async get(userId: string | undefined, id: string): Promise<VoiceView> {
     const voice = await this.voices.findById(id, userId);
     if (!voice) throw notFound();
-    return { voice, queue: await this.voices.queuePosition(voice) };
+    return { voice, queue: await this.voices.queuePosition(voice, this.queueInfoOptions) };
   }
 
   async list(query: {
@@ -287,7 +301,11 @@ export class VoiceService {
       case 'allocating':
       case 'reclaiming':
       case 'reclaimed':
-        return { voice, queue: await this.voices.queuePosition(voice), ready: false };
+        return {
+          voice,
+          queue: await this.voices.queuePosition(voice, this.queueInfoOptions),
+          ready: false,
+        };
     }
   }
 

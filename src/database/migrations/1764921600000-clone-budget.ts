@@ -42,7 +42,10 @@ export class CloneBudget1764921600000 implements MigrationInterface {
         budget_reset_source text CHECK (budget_reset_source IN ('provider','configured')),
         -- The provider said the budget is spent: no clone before this moment.
         budget_exhausted_until timestamptz,
+        -- When the last reading began (a slower, older reading never overwrites a newer one).
         budget_checked_at timestamptz,
+        -- The one log line and event for "spent" this period has been written.
+        budget_spent_noted boolean NOT NULL DEFAULT false,
         updated_at timestamptz NOT NULL DEFAULT now(),
         PRIMARY KEY (provider, account)
       )`);
