@@ -2,6 +2,11 @@ import { randomUUID } from 'node:crypto';
 import type { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { dataSourceOptions, runMigrations } from '../src/database/data-source';
+import { cloneAllowance } from '../src/policy/clone-budget';
+import {
+  budgetState,
+  ProviderAccountsRepository,
+} from '../src/providers/provider-accounts.repository';
 import { ReclaimRepository } from '../src/reclaim/reclaim.repository';
 import { SlotsRepository } from '../src/slots/slots.repository';
 import { VoiceRepository, sql } from '../src/voice/voice.repository';
@@ -39,6 +44,11 @@ describe('slot pool on Postgres', () => {
     await ds.query('TRUNCATE voices CASCADE');
     await ds.query(
       `UPDATE providers SET configured_limit = NULL, account_limit = NULL, foreign_count = 0, virtual_time = 0`,
+    );
+    await ds.query(
+      `UPDATE provider_accounts SET budget_configured = NULL, budget_published = NULL, budget_used = 0,
+              clones_total = 0, clones_at_read = 0, budget_resets_at = NULL, budget_reset_source = NULL,
+              budget_exhausted_until = NULL, budget_checked_at = NULL, budget_spent_noted = false`,
     );
   });
 
@@ -296,5 +306,112 @@ describe('slot pool on Postgres', () => {
     const name = `task-${randomUUID()}`;
     const wins = await Promise.all(Array.from({ length: 6 }, () => slots.claimTick(name, 60)));
     expect(wins.filter(Boolean)).toHaveLength(1);
+  });
+
+  describe('with a clone budget', () => {
+    const SETTINGS = QUEUE_INFO.budget;
+    const accounts = () => new ProviderAccountsRepository(ds);
+    const claimWith = (budget: { expectedTotal: string; first: number; reclone: number }) =>
+      slots.claimBatch('elevenlabs', {
+        max: 50,
+        allocationLeaseSeconds: 120,
+        breakerCooldownSeconds: 30,
+        budget,
+      });
+    /** Like a dispatcher: read the account, decide with the pure allowance, claim. */
+    async function dispatchOnce() {
+      const account = await accounts().budget('elevenlabs');
+      const a = cloneAllowance(budgetState(account), SETTINGS, Date.now());
+      return claimWith({ expectedTotal: account.clonesTotal, first: a.first, reclone: a.reclone });
+    }
+
+    it('never claims past the budget when dispatchers race with the same reading', async () => {
+      await slots.setLimits('elevenlabs', { configuredLimit: 50 });
+      await accounts().configure('elevenlabs', 10, SETTINGS.periodSeconds);
+      await ds.query(`UPDATE provider_accounts SET budget_used = 7 WHERE provider = 'elevenlabs'`);
+      for (let i = 0; i < 20; i++) await queueVoice(`user-${i}`);
+      // Eight replicas read the same account (3 clones left) before any of them claims.
+      const account = await accounts().budget('elevenlabs');
+      const a = cloneAllowance(budgetState(account), SETTINGS, Date.now());
+      expect(a.first).toBe(3);
+      const results = await Promise.all(
+        Array.from({ length: 8 }, () =>
+          claimWith({ expectedTotal: account.clonesTotal, first: a.first, reclone: a.reclone }),
+        ),
+      );
+      const claimed = results.flatMap((r) => r.claimed);
+      expect(claimed).toHaveLength(3);
+      expect(results.filter((r) => r.stale)).toHaveLength(7);
+      // Deciding again from a fresh reading: spent, nothing more, and the rest is held back.
+      const again = await Promise.all(Array.from({ length: 4 }, () => dispatchOnce()));
+      expect(again.flatMap((r) => r.claimed)).toHaveLength(0);
+      expect(again.some((r) => r.heldBackByBudget > 0)).toBe(true);
+      expect(budgetState(await accounts().budget('elevenlabs')).spent).toBe(10);
+    });
+
+    it('passes over voices cloned before while re-clones are paced, and takes first clones', async () => {
+      await slots.setLimits('elevenlabs', { configuredLimit: 10 });
+      const before = [await queueVoice('a'), await queueVoice('b')];
+      const fresh = await queueVoice('c');
+      await ds.query(`UPDATE voices SET ready_at = now() - interval '1 day' WHERE id = ANY($1)`, [
+        before,
+      ]);
+      const r = await claimWith({ expectedTotal: '0', first: 5, reclone: 0 });
+      expect(r.claimed.map((c) => c.voiceId)).toEqual([fresh]);
+      expect(r.heldBackByBudget).toBe(2);
+      const r2 = await claimWith({ expectedTotal: '1', first: 5, reclone: 1 });
+      expect(r2.claimed.map((c) => c.voiceId)).toEqual([before[0]]);
+    });
+
+    it('reclaims for a backlog only as far as the budget lets its clones out', async () => {
+      const reclaim = new ReclaimRepository(ds);
+      const policy = { mode: 'backlog', minIdleSeconds: 60, minResidencySeconds: 60, max: 50 };
+      await slots.setLimits('elevenlabs', { configuredLimit: 3 });
+      const held = (await Promise.all([0, 1, 2].map((i) => queueVoice(`h${i}`)))).slice();
+      expect(await claim('elevenlabs', 50)).toHaveLength(3);
+      await ds.query(
+        `UPDATE voices SET status = 'ready', ready_at = now() - interval '1 hour',
+                last_used_at = now() - interval '1 hour' WHERE id = ANY($1::uuid[])`,
+        [held],
+      );
+      const waiting = [await queueVoice('w1'), await queueVoice('w2'), await queueVoice('w3')];
+      const pick = (clones: { first: number; reclone: number }) =>
+        reclaim.pickVictims('elevenlabs', { ...policy, mode: 'backlog', clones });
+      // The budget is spent: not one ready voice is taken for clones that cannot happen.
+      expect(await pick({ first: 0, reclone: 0 })).toHaveLength(0);
+      // Waiting voices were all cloned before and re-clones are paced: none either.
+      await ds.query(`UPDATE voices SET ready_at = now() - interval '2 hours' WHERE id = ANY($1)`, [
+        waiting,
+      ]);
+      expect(await pick({ first: 5, reclone: 0 })).toHaveLength(0);
+      // One re-clone may go out: one victim, not three.
+      expect(await pick({ first: 5, reclone: 1 })).toHaveLength(1);
+      // Unlimited: the whole backlog (two more; one slot is already being freed).
+      expect(await pick({ first: Infinity, reclone: Infinity })).toHaveLength(2);
+    });
+
+    it('counts a reading conservatively: clones still allocating stay counted by us', async () => {
+      await slots.setLimits('elevenlabs', { configuredLimit: 10 });
+      for (let i = 0; i < 3; i++) await queueVoice(`u${i}`);
+      expect(await claim('elevenlabs', 50)).toHaveLength(3);
+      const startedAt = new Date();
+      const settled = await accounts().settledClones('elevenlabs');
+      // The provider's counter may not include creates still in flight: 1 of our 3 reached it.
+      await accounts().recordReading(
+        'elevenlabs',
+        { used: 41, limit: 95, resetsAt: new Date(Date.now() + 86_400_000) },
+        settled,
+        startedAt,
+      );
+      expect(budgetState(await accounts().budget('elevenlabs')).spent).toBe(44);
+      // An older reading finishing late changes nothing.
+      await accounts().recordReading(
+        'elevenlabs',
+        { used: 1, limit: 95, resetsAt: null },
+        settled,
+        new Date(startedAt.getTime() - 1000),
+      );
+      expect(budgetState(await accounts().budget('elevenlabs')).spent).toBe(44);
+    });
   });
 });
