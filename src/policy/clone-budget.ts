@@ -11,7 +11,7 @@
  *   (`reserveShare` of the period's budget, kept for first clones), and is paced: by the share
  *   `f` of the period that has passed, re-clones and first clones together may have spent at most
  *   `burst + (limit - reserve - burst) * f`, where `burst` is `burstShare` of what re-clones may
- *   use. Under a standing backlog the re-clone budget therefore runs out at the reset, not in the
+ *   use (at least one). Under a standing backlog the re-clone budget therefore runs out at the reset, not in the
  *   first hours, and slots are not churned faster than the budget can refill them; the burst lets
  *   a quiet account absorb a short rush without waiting.
  */
@@ -100,7 +100,9 @@ export function cloneAllowance(
     resetsAt === null || periodMs <= 0
       ? 1
       : Math.min(1, Math.max(0, 1 - (resetsAt - now) / periodMs));
-  const burst = recloneCap * settings.burstShare;
+  // At least one clone, so that a small budget (a test account, a handful a month) is not held
+  // back entirely at the start of a period.
+  const burst = Math.min(recloneCap, Math.max(1, recloneCap * settings.burstShare));
   const paced = Math.floor(burst + (recloneCap - burst) * elapsed);
   const reclone = Math.max(0, Math.min(remaining, paced - state.spent));
   let recloneAllowedAt: number | null = null;
