@@ -35,6 +35,8 @@ describe('alerts, runbooks and dashboard', () => {
         'VoiceAllocationsStuck',
         'VoiceProviderBreakerOpen',
         'VoiceDeadLetters',
+        'VoiceCloneBudgetBurnRate',
+        'VoiceCloneBudgetExhausted',
       ]),
     );
     for (const { alert, block } of rules) {
