@@ -224,17 +224,8 @@ export class AllocationService {
     switch (err.errorClass) {
       case 'capacity': {
         // The account is fuller than we counted (voices made by hand, a changed plan): recount and
-        // queue again in the same place, without spending the attempt. The provider refused the
-        // create, so no remote voice exists to keep a slot for.
-        const requeued = await this.voices.transition({
-          id: voice.id,
-          from: ['allocating'],
-          token,
-          to: 'queued',
-          bumpToken: true,
-          set: { attempts: sql('GREATEST(v.attempts - 1, 0)'), allocationLeaseExpiresAt: null },
-          event: { type: 'requeued', reason: 'provider_capacity', metadata: errorInfo },
-        });
+        // queue again in the same place, without spending the attempt.
+        const requeued = await this.requeueInPlace(voice, token, 'provider_capacity', errorInfo);
         this.logger.warn(ctx, 'provider reports its voice limit reached; recounting');
         await Promise.all([
           this.capacity.refreshAccount(voice.provider),
@@ -249,15 +240,7 @@ export class AllocationService {
         // count was stale). Not this voice's fault: it queues again in its place without
         // spending an attempt, and nothing is reclaimed for it - deleting a voice gives no
         // budget back. The claim takes no clone until the reset.
-        const requeued = await this.voices.transition({
-          id: voice.id,
-          from: ['allocating'],
-          token,
-          to: 'queued',
-          bumpToken: true,
-          set: { attempts: sql('GREATEST(v.attempts - 1, 0)'), allocationLeaseExpiresAt: null },
-          event: { type: 'requeued', reason: 'provider_budget', metadata: errorInfo },
-        });
+        const requeued = await this.requeueInPlace(voice, token, 'provider_budget', errorInfo);
         await this.budget
           .markExhausted(voice.provider)
           .catch((e: unknown) =>
@@ -305,6 +288,28 @@ export class AllocationService {
         return failed ? 'failed' : 'stale';
       }
     }
+  }
+
+  /**
+   * The provider refused for the account, not for this voice: queue it again in its place (its
+   * fair tag is kept) and give back the attempt. The create was refused, so no remote voice exists
+   * to keep a slot for.
+   */
+  private requeueInPlace(
+    voice: Voice,
+    token: string,
+    reason: 'provider_capacity' | 'provider_budget',
+    metadata: Record<string, unknown>,
+  ): Promise<Voice | null> {
+    return this.voices.transition({
+      id: voice.id,
+      from: ['allocating'],
+      token,
+      to: 'queued',
+      bumpToken: true,
+      set: { attempts: sql('GREATEST(v.attempts - 1, 0)'), allocationLeaseExpiresAt: null },
+      event: { type: 'requeued', reason, metadata },
+    });
   }
 
   /**
