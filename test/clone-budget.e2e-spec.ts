@@ -76,7 +76,10 @@ describe('clone budget', () => {
     await sandbox?.close();
   });
 
-  async function boot(budget: { limit: number; resetInSeconds: number; used?: number }, env = {}) {
+  async function boot(
+    budget: { limit: number; resetInSeconds: number; used?: number; periodSeconds?: number },
+    env = {},
+  ) {
     world = new TestWorld();
     sandbox = await startSandbox({ port: 0, voiceLimit: { elevenlabs: 10, cartesia: 10 } });
     sandbox.setConfig({
