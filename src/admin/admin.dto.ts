@@ -16,7 +16,11 @@ export class ChurnDto {
   @ApiProperty({ example: 54, nullable: true, type: Number }) remaining!: number | null;
   @ApiProperty({ nullable: true, type: String, format: 'date-time' }) resetsAt!: string | null;
   @ApiProperty({ description: 'the budget is spent until it resets' }) exhausted!: boolean;
-  @ApiProperty({ description: 'whether the pacing lets a clone out now' }) allowedNow!: boolean;
+  @ApiProperty({
+    description:
+      'whether the pacing lets any clone out now, a re-clone included (a voice never cloned before may go whenever remaining > 0)',
+  })
+  allowedNow!: boolean;
 }
 
 export class ProviderStatusDto {
