@@ -4,7 +4,7 @@ import { generateRows, toCsv } from './generate';
 
 const USAGE =
   'usage: npm run --silent replay:gen -- --users U --voices-per-user V --days D --seed S [--out FILE]\n' +
-  '         [--sessions-per-day N] [--active-days N]\n';
+  '         [--sessions-per-day N] [--active-days N] [--present-at-start SHARE]\n';
 
 function whole(raw: string | undefined, name: string, min: number): number {
   const value = Number(raw);
@@ -26,6 +26,7 @@ function main(): number {
         out: { type: 'string' },
         'sessions-per-day': { type: 'string', default: '1.5' },
         'active-days': { type: 'string', default: '20' },
+        'present-at-start': { type: 'string', default: '0.5' },
       },
       strict: true,
     });
@@ -36,6 +37,7 @@ function main(): number {
       seed: Math.floor(whole(values.seed, 'seed', 0)),
       sessionsPerDay: whole(values['sessions-per-day'], 'sessions-per-day', 0),
       meanActiveDays: whole(values['active-days'], 'active-days', 0),
+      presentAtStart: Math.min(1, whole(values['present-at-start'], 'present-at-start', 0)),
     };
     const rows = generateRows(options);
     const csv = toCsv(rows);
