@@ -43,6 +43,16 @@ function contractFields(r: ReplayResult): ReplayResult {
   };
 }
 
+/** node:util's parseArgs errors (by code: `instanceof Error` fails across realms, as in jest). */
+function isParseArgsError(err: unknown): err is { message: string } {
+  return (
+    typeof err === 'object' &&
+    err !== null &&
+    String((err as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS') &&
+    typeof (err as { message?: unknown }).message === 'string'
+  );
+}
+
 export function run(argv: string[]): { stdout: string; code: number; stderr: string } {
   try {
     const { values } = parseArgs({
@@ -113,10 +123,7 @@ export function run(argv: string[]): { stdout: string; code: number; stderr: str
     ];
     return { stdout: `${lines.join('\n')}\n`, stderr: '', code: 0 };
   } catch (err) {
-    if (
-      err instanceof UsageError ||
-      (err instanceof Error && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'))
-    )
+    if (err instanceof UsageError || isParseArgsError(err))
       return { stdout: '', stderr: `replay: ${err.message}\n${USAGE}`, code: 2 };
     throw err;
   }
