@@ -167,13 +167,14 @@ function budget(mode: Mode, traces: [string, Trace][]): { checks: Check[]; rows:
       };
       const lru = run(name, trace, { ...base, policy: 'lru' });
       const service = run(name, trace, { ...base, policy: 'service' });
-      const unpaced = POLICY_NAMES.filter((p) => p !== 'belady').map((policy) =>
-        run(name, trace, { ...base, policy, burstShare: 1 }, 'no pacing'),
-      );
+      const unpaced = {
+        lru: run(name, trace, { ...base, policy: 'lru', burstShare: 1 }, 'no pacing'),
+        service: run(name, trace, { ...base, policy: 'service', burstShare: 1 }, 'no pacing'),
+      };
       const unlimited = POLICY_NAMES.map((policy) =>
         run(name, trace, { ...base, policy, budget: null }, 'no budget'),
       );
-      rows.push(lru, service, ...unpaced, ...unlimited);
+      rows.push(lru, service, unpaced.lru, unpaced.service, ...unlimited);
       const label = `${name}, ${BUDGET.clones} clones/${BUDGET.periodDays} d, ${BUDGET.slots} slots, ${pure ? 'pure' : 'service rules'}`;
       // Periods in which LRU ran out of budget and the service did too, before the reset.
       const both = lru.exhaustedByPeriod.filter(
@@ -203,8 +204,9 @@ function budget(mode: Mode, traces: [string, Trace][]): { checks: Check[]; rows:
           'policy',
           `the pacing's effect, ${label}: miss ratio paced / unpaced (burst = whole budget)`,
           lru.missRatio,
-          `lru ${pct(lru.missRatio)} / ${pct(unpaced[0].missRatio)}, exhausted ${days(lru.budgetExhaustedAt)} / ${days(unpaced[0].budgetExhaustedAt)}; ` +
-            `service ${pct(service.missRatio)} / ${pct(unpaced[1].missRatio)}; no budget: lru ${pct(unlimited[1].missRatio)}`,
+          `lru ${pct(lru.missRatio)} / ${pct(unpaced.lru.missRatio)}, exhausted ${days(lru.budgetExhaustedAt)} / ${days(unpaced.lru.budgetExhaustedAt)}; ` +
+            `service ${pct(service.missRatio)} / ${pct(unpaced.service.missRatio)}, exhausted ${days(service.budgetExhaustedAt)} / ${days(unpaced.service.budgetExhaustedAt)}; ` +
+            `no budget: lru ${pct(unlimited[1].missRatio)}, service ${pct(unlimited[0].missRatio)}`,
         ),
       );
     }

@@ -39,7 +39,7 @@ const DAY = 86400;
 
 /** Activity of the hour of day at `t` seconds, peaking at 20:00, lowest at 08:00 (mean 1). */
 function rhythm(t: number): number {
-  return 1 + 0.8 * Math.cos((2 * Math.PI * ((t % DAY) / DAY - 20 / 24)) / 1);
+  return 1 + 0.8 * Math.cos(2 * Math.PI * ((t % DAY) / DAY - 20 / 24));
 }
 
 export function generateRows(o: GenerateOptions): Row[] {
