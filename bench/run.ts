@@ -1,10 +1,11 @@
 /**
- * `npm run bench [-- --quick] [-- --only throughput,contended,hotpath,scale]`
+ * `npm run bench [-- --quick] [-- --only throughput,contended,hotpath,scale,policy]`
  *
  * Runs issue 8's benchmarks on the real stack (Postgres, Redis, the built service as child
  * processes, the provider sandbox), writes bench/results/<scenario>.json, summary.md and
  * contended.svg, and on a full run checks every target (PASS/MISS; exit code 1 on a MISS).
- * A quick run (a CI smoke test) writes to bench/results/quick/ and checks nothing.
+ * A quick run (a CI smoke test) writes to bench/results/quick/ and checks only correctness
+ * (the policy scenario's replay against known-correct LRU and Belady numbers).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -12,10 +13,11 @@ import { cleanupAll, machine, progress, writeFileAtomic } from './lib/common';
 import { summaryMarkdown, verdict, type Mode, type ScenarioResult } from './lib/report';
 import { contended } from './scenarios/contended';
 import { hotpath } from './scenarios/hotpath';
+import { policy } from './scenarios/policy';
 import { scale } from './scenarios/scale';
 import { throughput } from './scenarios/throughput';
 
-const SCENARIOS = { throughput, contended, hotpath, scale } as const;
+const SCENARIOS = { throughput, contended, hotpath, scale, policy } as const;
 type ScenarioName = keyof typeof SCENARIOS;
 
 function parseArgs(argv: string[]): { mode: Mode; only: ScenarioName[] } {
@@ -61,9 +63,11 @@ async function main(): Promise<number> {
   writeFileAtomic(join(outDir, 'summary.md'), summaryMarkdown(mode, host, all, chart));
   const checks = results.flatMap((r) => r.checks).filter((c) => !c.info);
   const missed = checks.filter((c) => c.pass === false);
+  const judged = checks.filter((c) => c.pass !== null);
   progress(
     mode === 'quick'
-      ? `quick run done: ${checks.length} targets measured, none checked; ${join(outDir, 'summary.md')}`
+      ? `quick run done: ${checks.length} targets measured, ${judged.length} correctness checks judged, ` +
+          `${missed.length} MISS; ${join(outDir, 'summary.md')}`
       : `done: ${checks.length - missed.length} PASS, ${missed.length} MISS; ${join(outDir, 'summary.md')}`,
   );
   return missed.length ? 1 : 0;
