@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import type { ProviderName } from '../src/config/app-config';
 import { dataSourceOptions, runMigrations } from '../src/database/data-source';
+import { chooseVictims, UNLIMITED_CLONES } from '../src/reclaim/victim-choice';
 import { ReclaimRepository } from '../src/reclaim/reclaim.repository';
 import { SlotsRepository } from '../src/slots/slots.repository';
 import { secondsFromNow, sql, VoiceRepository } from '../src/voice/voice.repository';
@@ -213,12 +214,11 @@ describe('scheduling invariants (property-based, real Postgres)', () => {
                 const picked = (
                   await Promise.all(
                     Array.from({ length: op.replicas }, () =>
-                      reclaim.pickVictims(provider, {
-                        mode: 'backlog',
-                        minIdleSeconds: 60,
-                        minResidencySeconds: 60,
+                      chooseVictims(reclaim, provider, {
+                        rules: { minIdleMs: 60_000, minResidencyMs: 60_000 },
+                        allowance: UNLIMITED_CLONES,
                         max: 50,
-                      }),
+                      }).then((c) => c.victims),
                     ),
                   )
                 ).flat();

@@ -7,7 +7,10 @@ import {
   budgetState,
   ProviderAccountsRepository,
 } from '../src/providers/provider-accounts.repository';
+import { decide, type HeldVoice } from '../src/policy/reclaim-policy';
+import { firstUse, recordUse } from '../src/policy/voice-usage';
 import { ReclaimRepository } from '../src/reclaim/reclaim.repository';
+import { chooseVictims, UNLIMITED_CLONES } from '../src/reclaim/victim-choice';
 import { SlotsRepository } from '../src/slots/slots.repository';
 import { VoiceRepository, sql } from '../src/voice/voice.repository';
 import { TestWorld } from './support/service';
@@ -146,12 +149,6 @@ describe('slot pool on Postgres', () => {
 
   it('counts the victims a reclaim committed while another reclaim waited for the lock', async () => {
     const reclaim = new ReclaimRepository(ds);
-    const policy = {
-      mode: 'backlog',
-      minIdleSeconds: 60,
-      minResidencySeconds: 60,
-      max: 50,
-    } as const;
     await slots.setLimits('elevenlabs', { configuredLimit: 3 });
     for (let i = 0; i < 5; i++) await queueVoice(`user-${i}`);
     // Three voices hold every slot, long idle; two wait.
@@ -164,7 +161,14 @@ describe('slot pool on Postgres', () => {
     // Another replica's reclaim, caught between taking the provider lock and committing one victim.
     const victims = await whileAnotherHoldsTheLock(
       (other) => other.query(`UPDATE voices SET status = 'reclaiming' WHERE id = $1`, [held[0]]),
-      () => reclaim.pickVictims('elevenlabs', policy),
+      async () =>
+        (
+          await chooseVictims(reclaim, 'elevenlabs', {
+            rules: { minIdleMs: 60_000, minResidencyMs: 60_000 },
+            allowance: UNLIMITED_CLONES,
+            max: 50,
+          })
+        ).victims,
     );
     // Two wait and one slot is already being freed: one more victim, not two.
     expect(victims).toHaveLength(1);
@@ -365,7 +369,6 @@ describe('slot pool on Postgres', () => {
 
     it('reclaims for a backlog only as far as the budget lets its clones out', async () => {
       const reclaim = new ReclaimRepository(ds);
-      const policy = { mode: 'backlog', minIdleSeconds: 60, minResidencySeconds: 60, max: 50 };
       await slots.setLimits('elevenlabs', { configuredLimit: 3 });
       const held = (await Promise.all([0, 1, 2].map((i) => queueVoice(`h${i}`)))).slice();
       expect(await claim('elevenlabs', 50)).toHaveLength(3);
@@ -375,8 +378,14 @@ describe('slot pool on Postgres', () => {
         [held],
       );
       const waiting = [await queueVoice('w1'), await queueVoice('w2'), await queueVoice('w3')];
-      const pick = (clones: { first: number; reclone: number }) =>
-        reclaim.pickVictims('elevenlabs', { ...policy, mode: 'backlog', clones });
+      const pick = async (clones: { first: number; reclone: number }) =>
+        (
+          await chooseVictims(reclaim, 'elevenlabs', {
+            rules: { minIdleMs: 60_000, minResidencyMs: 60_000 },
+            allowance: { ...UNLIMITED_CLONES, ...clones },
+            max: 50,
+          })
+        ).victims;
       // The budget is spent: not one ready voice is taken for clones that cannot happen.
       expect(await pick({ first: 0, reclone: 0 })).toHaveLength(0);
       // Waiting voices were all cloned before and re-clones are paced: none either.
@@ -412,6 +421,101 @@ describe('slot pool on Postgres', () => {
         new Date(startedAt.getTime() - 1000),
       );
       expect(budgetState(await accounts().budget('elevenlabs')).spent).toBe(44);
+    });
+  });
+
+  describe('the reclaim policy in the service', () => {
+    const HOUR = 3_600_000;
+    const rules = { minIdleMs: 60_000, minResidencyMs: 60_000 };
+
+    it('makes the same choice as the pure policy on the same state, which is not LRU here', async () => {
+      const reclaim = new ReclaimRepository(ds);
+      await slots.setLimits('elevenlabs', { configuredLimit: 3 });
+      const ids = [await queueVoice('a'), await queueVoice('b'), await queueVoice('c')];
+      expect(await claim('elevenlabs', 50)).toHaveLength(3);
+      // a: a regular (40 sessions in 10 days), idle 2 h; b: a newcomer seen once, idle 1 h;
+      // c: in use a minute ago. LRU would take a; the service policy takes b.
+      const now = Date.now();
+      const rows = [
+        { id: ids[0], used: now - 2 * HOUR, first: now - 240 * HOUR, sessions: 40 },
+        { id: ids[1], used: now - 1 * HOUR, first: now - 1 * HOUR, sessions: 1 },
+        { id: ids[2], used: now - 90_000, first: now - 48 * HOUR, sessions: 5 },
+      ];
+      for (const r of rows) {
+        await ds.query(
+          `UPDATE voices SET status = 'ready', ready_at = $2, last_used_at = $3, first_used_at = $4,
+                  session_count = $5, use_count = $5 WHERE id = $1`,
+          [r.id, new Date(now - 300 * HOUR), new Date(r.used), new Date(r.first), r.sessions],
+        );
+      }
+      const waiting = await queueVoice('d');
+      const held: HeldVoice[] = rows.map((r) => ({
+        id: r.id,
+        lastUsedAt: r.used,
+        leaseExpiresAt: null,
+        readyAt: now - 300 * HOUR,
+        useOrder: 0,
+        usage: { uses: r.sessions, sessions: r.sessions, firstUsedAt: r.first, lastUsedAt: r.used },
+      }));
+      const snapshot = {
+        now,
+        slots: 3,
+        held,
+        busy: 0,
+        waiting: [{ id: waiting, clonedBefore: false, queuedAt: now }],
+        allowance: UNLIMITED_CLONES,
+        rules,
+      };
+      expect(decide('service', snapshot).evict).toEqual([ids[1]]);
+      expect(decide('lru', snapshot).evict).toEqual([ids[0]]);
+      const { victims } = await chooseVictims(reclaim, 'elevenlabs', {
+        rules,
+        allowance: UNLIMITED_CLONES,
+        max: 50,
+      });
+      expect(victims.map((v) => v.voiceId)).toEqual([ids[1]]);
+    });
+
+    it('leaves a voice activated after the snapshot to the next decision', async () => {
+      const reclaim = new ReclaimRepository(ds);
+      await slots.setLimits('elevenlabs', { configuredLimit: 1 });
+      const id = await queueVoice('a');
+      expect(await claim('elevenlabs', 50)).toHaveLength(1);
+      await ds.query(
+        `UPDATE voices SET status = 'ready', ready_at = now() - interval '1 day',
+                last_used_at = now() - interval '1 hour' WHERE id = $1`,
+        [id],
+      );
+      await queueVoice('b');
+      const snap = await reclaim.snapshot('elevenlabs', 50);
+      await voices.recordLastUse([id], [new Date()]);
+      expect(await reclaim.markVictims('elevenlabs', snap.held, UNLIMITED_CLONES)).toEqual([]);
+    });
+
+    it('keeps the use history an activation adds exactly as recordUse computes it', async () => {
+      const id = await queueVoice('a');
+      const t0 = Date.parse('2026-11-01T10:00:00Z');
+      // Gaps of 1, 28 and 46 minutes, then 29 h: two session boundaries at 30 minutes, not at 60.
+      const times = [0, 60_000, 29 * 60_000, 75 * 60_000, 75 * 60_000 + 1, 30 * HOUR].map(
+        (d) => t0 + d,
+      );
+      let expected = firstUse(times[0]);
+      await voices.recordLastUse([id], [new Date(times[0])]);
+      for (const t of times.slice(1)) {
+        await voices.recordLastUse([id], [new Date(t)]);
+        expected = recordUse(expected, t);
+      }
+      const [row] = await ds.query<{ sessions: number; uses: number; first: Date; last: Date }[]>(
+        `SELECT session_count AS sessions, use_count AS uses, first_used_at AS first,
+                last_used_at AS last FROM voices WHERE id = $1`,
+        [id],
+      );
+      expect({
+        uses: row.uses,
+        sessions: row.sessions,
+        firstUsedAt: row.first.getTime(),
+        lastUsedAt: row.last.getTime(),
+      }).toEqual(expected);
     });
   });
 });

@@ -7,6 +7,7 @@ import { HeldSlots1764662400000 } from './migrations/1764662400000-held-slots';
 import { LeanerVoiceIndexes1764748800000 } from './migrations/1764748800000-leaner-voice-indexes';
 import { ReclaimNeed1764835200000 } from './migrations/1764835200000-reclaim-need';
 import { CloneBudget1764921600000 } from './migrations/1764921600000-clone-budget';
+import { VoiceUsage1765008000000 } from './migrations/1765008000000-voice-usage';
 
 export const MIGRATIONS = [
   InitialSchema1764489600000,
@@ -15,6 +16,7 @@ export const MIGRATIONS = [
   LeanerVoiceIndexes1764748800000,
   ReclaimNeed1764835200000,
   CloneBudget1764921600000,
+  VoiceUsage1765008000000,
 ];
 
 export function dataSourceOptions(databaseUrl: string, poolSize = 20): DataSourceOptions {

@@ -41,6 +41,9 @@ export class VoiceEntity {
   @Column('timestamptz', { name: 'lease_expires_at', nullable: true }) leaseExpiresAt!: Date | null;
   @Column('timestamptz', { name: 'last_used_at', nullable: true }) lastUsedAt!: Date | null;
   @Column('timestamptz', { name: 'ready_at', nullable: true }) readyAt!: Date | null;
+  @Column('int', { name: 'use_count' }) useCount!: number;
+  @Column('int', { name: 'session_count' }) sessionCount!: number;
+  @Column('timestamptz', { name: 'first_used_at', nullable: true }) firstUsedAt!: Date | null;
   @Column('text', { name: 'remote_voice_id', nullable: true }) remoteVoiceId!: string | null;
   /** A remote voice may still exist for a voice that no longer holds a slot: it keeps counting. */
   @Column('boolean', { name: 'remote_cleanup_pending' }) remoteCleanupPending!: boolean;

@@ -190,7 +190,7 @@ export function decide(
   // Victims are found lazily: most decisions need one or none, so a selection scan per victim
   // (k held voices) beats sorting.
   let candidates: HeldVoice[] | null = null;
-  const order = victimOrder(policy, s.now, tuning);
+  let order = victimOrder(policy, s.now, tuning);
   let slotBlocked = false;
   let budgetBlocked = false;
   for (const w of s.waiting) {
@@ -201,7 +201,15 @@ export function decide(
       continue;
     }
     if (free === 0) {
-      candidates ??= s.held.filter((v) => isEvictable(v, s.rules, s.now));
+      if (candidates === null) {
+        candidates = s.held.filter((v) => isEvictable(v, s.rules, s.now));
+        if (policy === 'service') {
+          // The same order with each voice's rank computed once, not once per comparison: the
+          // service calls this on every reclaim with up to a few hundred held voices.
+          const rank = new Map(candidates.map((v) => [v, serviceRank(v, s.now, tuning)]));
+          order = (a, b) => (rank.get(b) ?? 0) - (rank.get(a) ?? 0) || byUseThenId(a, b);
+        }
+      }
       if (candidates.length === 0) {
         slotBlocked = true;
         break;

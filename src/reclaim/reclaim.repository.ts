@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
 import type { ProviderName } from '../config/app-config';
+import type { HeldVoice, WaitingVoice } from '../policy/reclaim-policy';
 
 export interface Victim {
   voiceId: string;
@@ -9,22 +10,40 @@ export interface Victim {
   remoteVoiceId: string | null;
 }
 
-export interface VictimPolicy {
+/** The optional cost saver (RECLAIM_MAX_IDLE_SECONDS): every voice idle this long, backlog or not. */
+export interface IdlePolicy {
   minIdleSeconds: number;
   minResidencySeconds: number;
-  /**
-   * backlog: as many as the provider's queued voices need beyond free and already-reclaiming
-   * slots; idle: every voice idle past minIdleSeconds (the optional cost saver).
-   */
-  mode: 'backlog' | 'idle';
   /** Upper bound per call. */
   max: number;
-  /**
-   * backlog mode: the clones the budget lets out now, never-cloned voices (`first`) and voices
-   * cloned before (`reclone`); absent or Infinity = unlimited. Only queued voices that could be
-   * cloned now justify taking a ready voice's slot.
-   */
-  clones?: { first: number; reclone: number };
+}
+
+interface HeldRow {
+  id: string;
+  lease_v: string | null;
+  used_v: string | null;
+  lease_ms: number | null;
+  used_ms: number;
+  ready_ms: number;
+  first_ms: number;
+  use_count: number;
+  session_count: number;
+}
+
+/** A held voice as the policy sees it, with the versions markVictims re-checks. */
+export interface SnapshotVoice {
+  id: string;
+  leaseVersion: string | null;
+  lastUsedVersion: string | null;
+  voice: HeldVoice;
+}
+
+export interface VictimSnapshot {
+  now: number;
+  slots: number;
+  busy: number;
+  held: SnapshotVoice[];
+  waiting: WaitingVoice[];
 }
 
 const limitOrNull = (n: number | undefined) =>
@@ -48,20 +67,17 @@ export class ReclaimRepository {
   }
 
   /**
-   * Marks victims `reclaiming` under the provider's row lock, so concurrent reclaimers and
-   * claimers see one consistent count and never reclaim more than the backlog needs. Never a voice
-   * under an activation lease, never one younger than the minimum residency.
+   * The cost saver's victims, marked `reclaiming` under the provider's row lock: voices idle past
+   * the threshold, never under an activation lease, never younger than the minimum residency.
+   * (Reclaim for a backlog is the reclaim policy's choice: snapshot() and markVictims().)
    */
-  async pickVictims(provider: ProviderName, policy: VictimPolicy): Promise<Victim[]> {
-    // One statement, one round trip. The provider row is locked first; the backlog is counted
-    // through reclaim_need, a VOLATILE function, so with a snapshot taken after that lock (see its
-    // migration). A ready voice another reclaimer took meanwhile fails the status recheck of
-    // FOR UPDATE and is skipped.
+  async pickIdleVictims(provider: ProviderName, policy: IdlePolicy): Promise<Victim[]> {
+    // One statement, one round trip. A ready voice another reclaimer took meanwhile fails the
+    // status recheck of FOR UPDATE and is skipped.
     const rows: { id: string; fencing_token: string; remote_voice_id: string | null }[] =
       await this.ds.query(
         `WITH p AS MATERIALIZED (SELECT name FROM providers WHERE name = $1 FOR UPDATE),
-         want AS MATERIALIZED (
-           SELECT CASE WHEN $5::text = 'idle' THEN $4::int ELSE reclaim_need(name, $4, $6, $7) END AS n FROM p),
+         want AS MATERIALIZED (SELECT $4::int AS n FROM p),
          -- With the row's address, as in the claim: the update needs no index descent.
          picked AS (
            SELECT id, ctid AS tid FROM voices
@@ -78,18 +94,125 @@ export class ReclaimRepository {
          e AS (
            INSERT INTO voice_events (voice_id, type, reason, from_status, to_status, metadata)
            SELECT id, 'reclaiming', 'idle_reclaim', 'ready', 'reclaiming',
-                  jsonb_build_object('mode', $5::text, 'lastUsedAt', last_used_at) FROM u)
+                  jsonb_build_object('mode', 'idle', 'lastUsedAt', last_used_at) FROM u)
          -- Announced like every other status change: replicas drop the voice from their
          -- ready-voice caches (src/voice/ready-voice.cache.ts).
          SELECT id, fencing_token, remote_voice_id, pg_notify('voice_status', id::text || ':reclaiming') FROM u`,
+        [provider, policy.minIdleSeconds, policy.minResidencySeconds, policy.max],
+      );
+    return rows.map((r) => ({
+      voiceId: r.id,
+      fencingToken: String(r.fencing_token),
+      remoteVoiceId: r.remote_voice_id,
+    }));
+  }
+
+  /**
+   * What the reclaim policy decides on (src/policy/reclaim-policy.ts), read without a lock: the
+   * provider's ready voices with their leases, residency and use history (at most the slot limit
+   * of rows), how many slots are busy otherwise, and the first `waiting` queued voices in fair
+   * order. The decision is applied by markVictims under the provider lock, which takes a voice
+   * only if nothing the decision read about it has changed.
+   */
+  async snapshot(provider: ProviderName, waiting: number): Promise<VictimSnapshot> {
+    const [held, queued, counts] = await Promise.all([
+      this.ds.query<HeldRow[]>(
+        `SELECT id, lease_expires_at::text AS lease_v, last_used_at::text AS used_v,
+                (EXTRACT(EPOCH FROM lease_expires_at) * 1000)::float8 AS lease_ms,
+                (EXTRACT(EPOCH FROM COALESCE(last_used_at, ready_at)) * 1000)::float8 AS used_ms,
+                (EXTRACT(EPOCH FROM ready_at) * 1000)::float8 AS ready_ms,
+                (EXTRACT(EPOCH FROM COALESCE(first_used_at, ready_at)) * 1000)::float8 AS first_ms,
+                use_count, session_count
+           FROM voices WHERE provider = $1 AND status = 'ready'`,
+        [provider],
+      ),
+      this.ds.query<{ id: string; cloned_before: boolean; queued_ms: number }[]>(
+        `SELECT id, ready_at IS NOT NULL AS cloned_before,
+                (EXTRACT(EPOCH FROM queued_at) * 1000)::float8 AS queued_ms
+           FROM voices WHERE provider = $1 AND status = 'queued'
+          ORDER BY fair_tag, queued_at, id LIMIT $2`,
+        [provider, waiting],
+      ),
+      this.ds.query<{ slots: number; held: number; now_ms: number }[]>(
+        `SELECT COALESCE(LEAST(configured_limit, account_limit), configured_limit, account_limit, 0)
+                  - foreign_count AS slots,
+                held_slots($1) AS held, (EXTRACT(EPOCH FROM now()) * 1000)::float8 AS now_ms
+           FROM providers WHERE name = $1`,
+        [provider],
+      ),
+    ]);
+    const c = counts[0];
+    return {
+      now: c.now_ms,
+      slots: c.slots,
+      busy: Math.max(0, c.held - held.length),
+      held: held.map((r) => ({
+        id: r.id,
+        leaseVersion: r.lease_v,
+        lastUsedVersion: r.used_v,
+        voice: {
+          id: r.id,
+          lastUsedAt: r.used_ms,
+          leaseExpiresAt: r.lease_ms,
+          readyAt: r.ready_ms,
+          useOrder: 0,
+          usage: {
+            uses: r.use_count,
+            sessions: r.session_count,
+            firstUsedAt: r.first_ms,
+            lastUsedAt: r.used_ms,
+          },
+        },
+      })),
+      waiting: queued.map((q) => ({
+        id: q.id,
+        clonedBefore: q.cloned_before,
+        queuedAt: q.queued_ms,
+      })),
+    };
+  }
+
+  /**
+   * Marks the policy's victims `reclaiming`, in its order, under the provider's row lock: only
+   * as many as the backlog still needs then (reclaim_need, counted after the lock) and only those
+   * still ready with the lease and last use the decision saw (an activation since then keeps
+   * its voice). One statement, one round trip.
+   */
+  async markVictims(
+    provider: ProviderName,
+    chosen: readonly { id: string; leaseVersion: string | null; lastUsedVersion: string | null }[],
+    clones: { first: number; reclone: number },
+  ): Promise<Victim[]> {
+    if (!chosen.length) return [];
+    const rows: { id: string; fencing_token: string; remote_voice_id: string | null }[] =
+      await this.ds.query(
+        `WITH p AS MATERIALIZED (SELECT name FROM providers WHERE name = $1 FOR UPDATE),
+         want AS MATERIALIZED (SELECT reclaim_need(name, $2, $3, $4) AS n FROM p),
+         c AS (SELECT * FROM unnest($5::uuid[], $6::text[], $7::text[]) WITH ORDINALITY AS c(id, lease, used, ord)),
+         picked AS (
+           SELECT v.id, v.ctid AS tid FROM voices v JOIN c ON v.id = c.id
+            WHERE v.provider = $1 AND v.status = 'ready'
+              AND v.lease_expires_at IS NOT DISTINCT FROM c.lease::timestamptz
+              AND v.last_used_at IS NOT DISTINCT FROM c.used::timestamptz
+            ORDER BY c.ord
+            LIMIT GREATEST(0, COALESCE((SELECT n FROM want), 0)) FOR UPDATE OF v SKIP LOCKED),
+         u AS (
+           UPDATE voices v SET status = 'reclaiming', fencing_token = v.fencing_token + 1, updated_at = now()
+             FROM picked WHERE v.ctid = picked.tid AND v.id = picked.id AND v.status = 'ready'
+           RETURNING v.id, v.fencing_token, v.remote_voice_id, v.last_used_at),
+         e AS (
+           INSERT INTO voice_events (voice_id, type, reason, from_status, to_status, metadata)
+           SELECT id, 'reclaiming', 'idle_reclaim', 'ready', 'reclaiming',
+                  jsonb_build_object('mode', 'backlog', 'lastUsedAt', last_used_at) FROM u)
+         SELECT id, fencing_token, remote_voice_id, pg_notify('voice_status', id::text || ':reclaiming') FROM u`,
         [
           provider,
-          policy.minIdleSeconds,
-          policy.minResidencySeconds,
-          policy.max,
-          policy.mode,
-          limitOrNull(policy.clones?.first),
-          limitOrNull(policy.clones?.reclone),
+          chosen.length,
+          limitOrNull(clones.first),
+          limitOrNull(clones.reclone),
+          chosen.map((v) => v.id),
+          chosen.map((v) => v.leaseVersion),
+          chosen.map((v) => v.lastUsedVersion),
         ],
       );
     return rows.map((r) => ({
@@ -135,23 +258,6 @@ export class ReclaimRepository {
       remoteVoiceId: r.remote_voice_id,
       provider: r.provider,
     }));
-  }
-
-  /**
-   * Milliseconds until the provider's next ready voice may become a victim under `policy` (its
-   * activation lease over, idle and resident long enough), by Postgres's clock; null when none is
-   * ready. Ready voices number at most the slot limit, so this reads few rows.
-   */
-  async nextVictimInMs(provider: ProviderName, policy: VictimPolicy): Promise<number | null> {
-    const [row]: { ms: number | null }[] = await this.ds.query(
-      `SELECT (EXTRACT(EPOCH FROM min(GREATEST(
-                 COALESCE(lease_expires_at, '-infinity'),
-                 COALESCE(last_used_at, ready_at) + make_interval(secs => $2),
-                 ready_at + make_interval(secs => $3))) - now()) * 1000)::float8 AS ms
-         FROM voices WHERE provider = $1 AND status = 'ready'`,
-      [provider, policy.minIdleSeconds, policy.minResidencySeconds],
-    );
-    return row?.ms ?? null;
   }
 
   /** Reclaims whose job was lost: still `reclaiming` long after they started. */

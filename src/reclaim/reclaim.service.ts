@@ -8,7 +8,9 @@ import { JobName, QueueName, type JobPayloads } from '../queue/queues';
 import { CloneBudgetService } from '../slots/clone-budget.service';
 import { DispatcherService } from '../slots/dispatcher.service';
 import { VoiceRepository } from '../voice/voice.repository';
-import { ReclaimRepository, type Victim, type VictimPolicy } from './reclaim.repository';
+import type { ProtectionRules } from '../policy/reclaim-policy';
+import { ReclaimRepository, type Victim } from './reclaim.repository';
+import { chooseVictims } from './victim-choice';
 import { addLogContext } from '../observability/log-context';
 
 const RECLAIM_BATCH = 50;
@@ -61,16 +63,21 @@ export class ReclaimService implements OnModuleInit, OnApplicationShutdown {
       // budget back, so the ready voice would be lost for nothing.
       const { allowance } = await this.budget.view(provider);
       if (allowance.first <= 0) return 0;
-      const policy: VictimPolicy = {
-        mode: 'backlog',
-        minIdleSeconds: this.config.RECLAIM_MIN_IDLE_SECONDS,
-        minResidencySeconds: this.config.RECLAIM_MIN_RESIDENCY_SECONDS,
+      // The reclaim policy (src/policy/reclaim-policy.ts) chooses; the locked statement applies.
+      const { victims, wakeInMs } = await chooseVictims(this.repo, provider, {
+        rules: this.rules,
+        allowance,
         max: RECLAIM_BATCH,
-        clones: { first: allowance.first, reclone: allowance.reclone },
-      };
-      const reclaimed = await this.reclaim(provider, policy);
-      await this.wakeAtNextVictim(provider, policy);
-      return reclaimed;
+      });
+      if (victims.length) {
+        await this.enqueue(victims);
+        this.logger.log(
+          { provider, count: victims.length, mode: 'backlog' },
+          'reclaiming idle voices',
+        );
+      }
+      this.wakeAtNextVictim(provider, wakeInMs);
+      return victims.length;
     })().finally(() => this.running.delete(provider));
     this.running.set(provider, run);
     return run;
@@ -78,13 +85,11 @@ export class ReclaimService implements OnModuleInit, OnApplicationShutdown {
 
   /**
    * The backlog still waits and every held voice is protected (leased, in use a moment ago, or
-   * too new): run again the moment the first protection ends, so a slot changes hands when its
-   * lease expires rather than at the next scheduler tick. A voice that is a victim already but
-   * was not taken means the backlog did not need it (or another reclaimer has it): no timer, as
-   * the next queued voice or finished reclaim dispatches, and that runs reclaim again.
+   * too new), or the budget's pacing holds re-clones back: run again the moment the policy says
+   * the answer could change (its `wakeAt`), so a slot changes hands when its lease expires rather
+   * than at the next scheduler tick.
    */
-  private async wakeAtNextVictim(provider: ProviderName, policy: VictimPolicy): Promise<void> {
-    const inMs = await this.repo.nextVictimInMs(provider, policy);
+  private wakeAtNextVictim(provider: ProviderName, inMs: number | null): void {
     if (inMs === null || inMs <= 0 || inMs > MAX_TIMER_MS) return;
     const at = Date.now() + inMs + EXPIRY_MARGIN_MS;
     const current = this.wakeUps.get(provider);
@@ -97,6 +102,13 @@ export class ReclaimService implements OnModuleInit, OnApplicationShutdown {
     // A pending wake-up must not keep a stopping process alive; the scheduler covers for it.
     timer.unref();
     this.wakeUps.set(provider, { at, timer });
+  }
+
+  private get rules(): ProtectionRules {
+    return {
+      minIdleMs: this.config.RECLAIM_MIN_IDLE_SECONDS * 1000,
+      minResidencyMs: this.config.RECLAIM_MIN_RESIDENCY_SECONDS * 1000,
+    };
   }
 
   onApplicationShutdown(): void {
@@ -117,22 +129,14 @@ export class ReclaimService implements OnModuleInit, OnApplicationShutdown {
   /** The optional cost saver: reclaims voices idle past RECLAIM_MAX_IDLE_SECONDS, backlog or not. */
   async reclaimIdle(provider: ProviderName): Promise<number> {
     if (this.config.RECLAIM_MAX_IDLE_SECONDS <= 0) return 0;
-    return this.reclaim(provider, {
-      mode: 'idle',
+    const victims = await this.repo.pickIdleVictims(provider, {
       minIdleSeconds: this.config.RECLAIM_MAX_IDLE_SECONDS,
       minResidencySeconds: this.config.RECLAIM_MIN_RESIDENCY_SECONDS,
       max: RECLAIM_BATCH,
     });
-  }
-
-  private async reclaim(provider: ProviderName, policy: VictimPolicy): Promise<number> {
-    const victims = await this.repo.pickVictims(provider, policy);
     if (!victims.length) return 0;
     await this.enqueue(victims);
-    this.logger.log(
-      { provider, count: victims.length, mode: policy.mode },
-      'reclaiming idle voices',
-    );
+    this.logger.log({ provider, count: victims.length, mode: 'idle' }, 'reclaiming idle voices');
     return victims.length;
   }
 

@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource, EntityManager } from 'typeorm';
 import type { ProviderName } from '../config/app-config';
 import { cloneAllowance, mayClone, type CloneBudgetSettings } from '../policy/clone-budget';
+import { SESSION_GAP_MS } from '../policy/voice-usage';
 import {
   accountFromRow,
   budgetState,
@@ -21,6 +22,9 @@ const SETTABLE = {
   leaseExpiresAt: 'lease_expires_at',
   lastUsedAt: 'last_used_at',
   readyAt: 'ready_at',
+  useCount: 'use_count',
+  sessionCount: 'session_count',
+  firstUsedAt: 'first_used_at',
   remoteVoiceId: 'remote_voice_id',
   remoteCleanupPending: 'remote_cleanup_pending',
   sampleFormat: 'sample_format',
@@ -37,6 +41,23 @@ export class Sql {
   constructor(readonly text: string) {}
 }
 export const sql = (text: string): Sql => new Sql(text);
+/**
+ * The use history an activation at `at` (SQL) adds, as `recordUse` in src/policy/voice-usage.ts
+ * computes it: one more use, a new session after a gap of SESSION_GAP_MS (or at the first use).
+ * In SQL so the activation's own row update keeps it, without reading the row first; the
+ * arithmetic is checked against recordUse in test/slots.int-spec.ts.
+ */
+export function usageSet(at: string): Record<'useCount' | 'sessionCount' | 'firstUsedAt', Sql> {
+  const gap = `interval '${Math.trunc(SESSION_GAP_MS / 1000)} seconds'`;
+  return {
+    useCount: new Sql('v.use_count + 1'),
+    sessionCount: new Sql(
+      `v.session_count + CASE WHEN v.session_count = 0 OR v.last_used_at IS NULL OR ${at} - v.last_used_at >= ${gap} THEN 1 ELSE 0 END`,
+    ),
+    firstUsedAt: new Sql(`COALESCE(v.first_used_at, ${at})`),
+  };
+}
+
 /** `now() + n seconds` as SQL; n is a number, so nothing from outside reaches the text. */
 export const secondsFromNow = (seconds: number): Sql =>
   new Sql(`now() + interval '${Math.trunc(seconds)} seconds'`);
@@ -443,7 +464,10 @@ export class VoiceRepository {
   /** Batched last-use times; never moves a time backwards. */
   async recordLastUse(ids: string[], at: Date[]): Promise<void> {
     await this.ds.query(
-      `UPDATE voices v SET last_used_at = GREATEST(v.last_used_at, x.at)
+      `UPDATE voices v SET last_used_at = GREATEST(v.last_used_at, x.at),
+              ${Object.entries(usageSet('x.at'))
+                .map(([k, v]) => `${SETTABLE[k as Settable]} = ${v.text}`)
+                .join(', ')}
          FROM unnest($1::uuid[], $2::timestamptz[]) AS x(id, at) WHERE v.id = x.id`,
       [ids, at],
     );

@@ -25,6 +25,7 @@ import type { VoiceStatus } from './voice-status';
 import {
   secondsFromNow,
   sql,
+  usageSet,
   VoiceRepository,
   type QueueInfo,
   type QueueInfoOptions,
@@ -279,6 +280,7 @@ export class VoiceService {
           set: {
             leaseExpiresAt: secondsFromNow(this.config.ACTIVATION_LEASE_SECONDS),
             lastUsedAt: sql('now()'),
+            ...usageSet('now()'),
           },
           event: { type: 'activated', reason: 'activation' },
         });
