@@ -235,6 +235,11 @@ export class VoiceService {
         // the listener was reconnecting may have gone unheard.
         await subscription.wait;
         voice = (await this.voices.findById(id, userId)) ?? voice;
+        // Reclaimed while this request waited (it was reclaiming when read): the app still wants
+        // it, so it queues again, as if this activation had come a moment later.
+        if (voice.status === 'reclaimed') {
+          voice = (await this.requeue(voice)) ?? (await this.voices.findById(id, userId)) ?? voice;
+        }
       }
       return await this.answerActivation(userId, voice, ticket);
     } finally {
