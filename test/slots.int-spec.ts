@@ -276,6 +276,79 @@ describe('slot pool on Postgres', () => {
     ]);
   });
 
+  it("renews only the current holder's lease: a stale worker is refused after a take-over", async () => {
+    await slots.setLimits('elevenlabs', { configuredLimit: 1 });
+    const id = await queueVoice('u');
+    const [claimed] = await slots.claim('elevenlabs', {
+      max: 1,
+      allocationLeaseSeconds: 2,
+      breakerCooldownSeconds: 30,
+    });
+    const leaseOf = async () =>
+      (
+        await ds.query<{ at: Date; token: string }[]>(
+          `SELECT allocation_lease_expires_at AS at, fencing_token::text AS token FROM voices WHERE id = $1`,
+          [id],
+        )
+      )[0];
+    const first = await leaseOf();
+
+    // The holder renews: the lease moves forward and the sweeper leaves the voice alone.
+    expect(await slots.renewLease(id, claimed.fencingToken, 60)).toBe(true);
+    const renewed = await leaseOf();
+    expect(renewed.at.getTime()).toBeGreaterThan(first.at.getTime() + 30_000);
+    expect((await slots.expiredAllocations(10)).map((e) => e.id)).not.toContain(id);
+
+    // The holder freezes past its lease; the sweeper finds it and takes the voice over.
+    await ds.query(
+      `UPDATE voices SET allocation_lease_expires_at = now() - interval '1 second' WHERE id = $1`,
+      [id],
+    );
+    expect(await slots.expiredAllocations(10)).toEqual([
+      { id, fencingToken: claimed.fencingToken },
+    ]);
+    const taken = await voices.transition({
+      id,
+      from: ['allocating'],
+      token: claimed.fencingToken,
+      to: 'allocating',
+      bumpToken: true,
+      set: { allocationLeaseExpiresAt: sql(`now() + interval '30 seconds'`) },
+      event: { type: 'requeued', reason: 'lease_expired', metadata: { step: 'take_over' } },
+    });
+    expect(taken).not.toBeNull();
+    const takenLease = await leaseOf();
+
+    // The stale worker resumes: its renewal, a new attempt and its transition are all refused,
+    // and none of them touches the new holder's lease.
+    expect(await slots.renewLease(id, claimed.fencingToken, 600)).toBe(false);
+    expect(await slots.beginAttempt(id, claimed.fencingToken, 600)).toBeNull();
+    expect(
+      await voices.transition({
+        id,
+        from: ['allocating'],
+        token: claimed.fencingToken,
+        to: 'ready',
+        set: { remoteVoiceId: 'stale' },
+        event: { type: 'ready', reason: 'remote_created' },
+      }),
+    ).toBeNull();
+    expect(await leaseOf()).toEqual(takenLease);
+
+    // The new holder's token renews; once the voice is ready no token renews it any more.
+    expect(await slots.renewLease(id, taken!.fencingToken, 60)).toBe(true);
+    await voices.transition({
+      id,
+      from: ['allocating'],
+      token: taken!.fencingToken,
+      to: 'ready',
+      set: { remoteVoiceId: 'r1', allocationLeaseExpiresAt: null },
+      event: { type: 'ready', reason: 'remote_created' },
+    });
+    expect(await slots.renewLease(id, taken!.fencingToken, 60)).toBe(false);
+    expect((await voices.findById(id))?.remoteVoiceId).toBe('r1');
+  });
+
   it('keeps a deleted voice counted until its remote voice is cleaned up', async () => {
     await slots.setLimits('elevenlabs', { configuredLimit: 1 });
     const id = await queueVoice('u');

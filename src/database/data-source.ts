@@ -19,7 +19,29 @@ export const MIGRATIONS = [
   VoiceUsage1765008000000,
 ];
 
-export function dataSourceOptions(databaseUrl: string, poolSize = 20): DataSourceOptions {
+/**
+ * Bounds on every wait of the service's pool (ARCHITECTURE invariant 10): a connection attempt to
+ * a server that is restarting or unreachable, a statement, a lock, a transaction left idle, and a
+ * connection whose peer vanished without closing it (keep-alive, then the client-side read
+ * timeout as the last resort). The service's statements take milliseconds; these only end waits
+ * that would otherwise hold a dispatch or a job forever. Migrations and one-off tools do not use
+ * them: a migration may legitimately run long or wait for another replica's migration lock.
+ */
+export const SERVICE_POOL_BOUNDS = {
+  connectionTimeoutMillis: 5_000,
+  statement_timeout: 15_000,
+  lock_timeout: 10_000,
+  idle_in_transaction_session_timeout: 30_000,
+  query_timeout: 25_000,
+  keepAlive: true,
+  keepAliveInitialDelayMillis: 5_000,
+} as const;
+
+export function dataSourceOptions(
+  databaseUrl: string,
+  poolSize = 20,
+  bounded = false,
+): DataSourceOptions {
   return {
     type: 'postgres',
     url: databaseUrl,
@@ -28,7 +50,7 @@ export function dataSourceOptions(databaseUrl: string, poolSize = 20): DataSourc
     migrationsTransactionMode: 'each',
     synchronize: false,
     // Workers, the API and the dispatcher share one pool per process (DB_POOL_SIZE).
-    extra: { max: poolSize },
+    extra: { max: poolSize, ...(bounded ? SERVICE_POOL_BOUNDS : {}) },
   };
 }
 

@@ -9,7 +9,7 @@ import { dataSourceOptions } from './data-source';
     TypeOrmModule.forRootAsync({
       inject: [AppConfig],
       useFactory: (config: AppConfig) =>
-        dataSourceOptions(config.DATABASE_URL, config.DB_POOL_SIZE),
+        dataSourceOptions(config.DATABASE_URL, config.DB_POOL_SIZE, true),
     }),
   ],
 })

@@ -2,6 +2,7 @@ import { BullModule } from '@nestjs/bull';
 import { Global, Module } from '@nestjs/common';
 import { AppConfig } from '../config/config.module';
 import { backoffDelayMs } from '../slots/backoff';
+import { QueueConnections } from './queue-connections';
 import { QueueErrorsLogger } from './queue-errors.logger';
 import { QueueName, RETRY_BACKOFF } from './queues';
 
@@ -15,6 +16,12 @@ const ALL_QUEUES = Object.values(QueueName);
       useFactory: (config: AppConfig) => ({
         url: config.REDIS_URL,
         prefix: config.QUEUE_PREFIX,
+        redis: {
+          // Bull's own strategy waits e^n ms between attempts, up to 20 s: after a few seconds
+          // without Redis, a restarted Redis would be found up to 20 s late. Retry steadily.
+          retryStrategy: (times: number) => Math.min(100 * times, 1_000),
+          connectTimeout: 5_000,
+        },
         defaultJobOptions: { removeOnComplete: true, removeOnFail: 1000 },
         settings: {
           // A crashed worker's job is picked up again after ~30 s; the fencing token and the
@@ -32,7 +39,7 @@ const ALL_QUEUES = Object.values(QueueName);
     }),
     BullModule.registerQueue(...ALL_QUEUES.map((name) => ({ name }))),
   ],
-  providers: [QueueErrorsLogger],
-  exports: [BullModule],
+  providers: [QueueErrorsLogger, QueueConnections],
+  exports: [BullModule, QueueConnections],
 })
 export class QueueModule {}

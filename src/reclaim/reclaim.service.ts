@@ -1,14 +1,17 @@
 import { InjectQueue } from '@nestjs/bull';
 import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import type { Queue } from 'bull';
+import { Coalescer } from '../common/coalescer';
 import type { ProviderName } from '../config/app-config';
 import { AppConfig } from '../config/config.module';
 import { ProviderRegistry } from '../providers/provider-registry';
+import { addJobReplacingFinished, QUEUE_ADD_TIMEOUT_MS } from '../queue/add-job';
 import { JobName, QueueName, type JobPayloads } from '../queue/queues';
-import { CloneBudgetService } from '../slots/clone-budget.service';
+import { withTimeout } from '../common/timeout';
 import { DispatcherService } from '../slots/dispatcher.service';
 import { VoiceRepository } from '../voice/voice.repository';
 import type { ProtectionRules } from '../policy/reclaim-policy';
+import { CloneBudgetService } from '../slots/clone-budget.service';
 import { ReclaimRepository, type Victim } from './reclaim.repository';
 import { chooseVictims } from './victim-choice';
 import { addLogContext } from '../observability/log-context';
@@ -18,6 +21,11 @@ const RECLAIM_BATCH = 50;
 const EXPIRY_MARGIN_MS = 25;
 /** Beyond this the scheduler's tick runs long before the timer would. */
 const MAX_TIMER_MS = 5 * 60_000;
+/** A reclaim run that failed (Postgres away) tries again after this, doubled up to the cap. */
+const RETRY_MIN_MS = 500;
+const RETRY_MAX_MS = 10_000;
+/** A bound on one run, beyond the timeouts of the statements it waits for. */
+const RUN_TIMEOUT_MS = 60_000;
 
 /**
  * Frees slots for waiting voices: when a provider has a backlog and no free slot, its
@@ -28,9 +36,11 @@ const MAX_TIMER_MS = 5 * 60_000;
 @Injectable()
 export class ReclaimService implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(ReclaimService.name);
-  private readonly running = new Map<ProviderName, Promise<number>>();
+  private readonly running = new Coalescer<ProviderName>(RUN_TIMEOUT_MS, 'reclaim');
   /** Per provider, the wake-up at the next moment a ready voice may become a victim. */
   private readonly wakeUps = new Map<ProviderName, { at: number; timer: NodeJS.Timeout }>();
+  /** Per provider, reclaim runs that failed in a row (for the retry's backoff). */
+  private readonly failures = new Map<ProviderName, number>();
 
   constructor(
     private readonly config: AppConfig,
@@ -44,19 +54,39 @@ export class ReclaimService implements OnModuleInit, OnApplicationShutdown {
 
   onModuleInit(): void {
     this.dispatcher.onSaturated((provider) => this.reclaimInBackground(provider));
+    // A voice that becomes ready here is the next victim once its residency and idle time pass.
+    // The wake-up is otherwise armed only from the voices ready when a reclaim run ends, so a
+    // pool whose other slots are all busy (allocating, reclaiming) would wait for the tick.
+    this.voices.onTransition(({ voice }) => {
+      if (voice.status !== 'ready' || this.config.SCHEDULER_STRATEGY === 'legacy') return;
+      const protectedMs =
+        Math.max(this.config.RECLAIM_MIN_IDLE_SECONDS, this.config.RECLAIM_MIN_RESIDENCY_SECONDS) *
+        1000;
+      this.armWakeUp(voice.provider, Date.now() + protectedMs + EXPIRY_MARGIN_MS);
+    });
   }
 
-  private reclaimInBackground(provider: ProviderName): void {
-    this.reclaimForBacklog(provider).catch((err: unknown) =>
-      this.logger.warn({ err, provider }, 'reclaim failed; the scheduler retries'),
+  /**
+   * Runs reclaim for the provider without waiting. A run that fails (Postgres restarting, a
+   * timeout) is retried here with backoff rather than left to the scheduler's tick: it may have
+   * been the only thing that would have armed the next wake-up.
+   */
+  reclaimInBackground(provider: ProviderName): void {
+    this.reclaimForBacklog(provider).then(
+      () => this.failures.delete(provider),
+      (err: unknown) => {
+        const failed = (this.failures.get(provider) ?? 0) + 1;
+        this.failures.set(provider, failed);
+        const retryInMs = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** (failed - 1));
+        this.logger.warn({ err, provider, retryInMs }, 'reclaim failed; retrying');
+        this.armWakeUp(provider, Date.now() + retryInMs);
+      },
     );
   }
 
   /** Reclaims what the provider's backlog needs; concurrent calls in a process share one run. */
   reclaimForBacklog(provider: ProviderName): Promise<number> {
-    const current = this.running.get(provider);
-    if (current) return current;
-    const run = (async () => {
+    return this.running.run(provider, async () => {
       if (this.config.SCHEDULER_STRATEGY === 'legacy') return this.reclaimLegacy();
       if (!(await this.repo.needsReclaim(provider))) return 0;
       // Never free a slot for a clone that cannot go out now (invariant 9): a delete gives no
@@ -78,9 +108,14 @@ export class ReclaimService implements OnModuleInit, OnApplicationShutdown {
       }
       this.wakeAtNextVictim(provider, wakeInMs);
       return victims.length;
-    })().finally(() => this.running.delete(provider));
-    this.running.set(provider, run);
-    return run;
+    });
+  }
+
+  private get rules(): ProtectionRules {
+    return {
+      minIdleMs: this.config.RECLAIM_MIN_IDLE_SECONDS * 1000,
+      minResidencyMs: this.config.RECLAIM_MIN_RESIDENCY_SECONDS * 1000,
+    };
   }
 
   /**
@@ -91,24 +126,24 @@ export class ReclaimService implements OnModuleInit, OnApplicationShutdown {
    */
   private wakeAtNextVictim(provider: ProviderName, inMs: number | null): void {
     if (inMs === null || inMs <= 0 || inMs > MAX_TIMER_MS) return;
-    const at = Date.now() + inMs + EXPIRY_MARGIN_MS;
+    this.armWakeUp(provider, Date.now() + inMs + EXPIRY_MARGIN_MS);
+  }
+
+  /** Runs reclaim for the provider at `at`, unless a wake-up at or before it is armed already. */
+  private armWakeUp(provider: ProviderName, at: number): void {
     const current = this.wakeUps.get(provider);
     if (current && current.at <= at) return;
     if (current) clearTimeout(current.timer);
-    const timer = setTimeout(() => {
-      this.wakeUps.delete(provider);
-      this.reclaimInBackground(provider);
-    }, at - Date.now());
+    const timer = setTimeout(
+      () => {
+        if (this.wakeUps.get(provider)?.timer === timer) this.wakeUps.delete(provider);
+        this.reclaimInBackground(provider);
+      },
+      Math.max(0, at - Date.now()),
+    );
     // A pending wake-up must not keep a stopping process alive; the scheduler covers for it.
     timer.unref();
     this.wakeUps.set(provider, { at, timer });
-  }
-
-  private get rules(): ProtectionRules {
-    return {
-      minIdleMs: this.config.RECLAIM_MIN_IDLE_SECONDS * 1000,
-      minResidencyMs: this.config.RECLAIM_MIN_RESIDENCY_SECONDS * 1000,
-    };
   }
 
   onApplicationShutdown(): void {
@@ -141,20 +176,30 @@ export class ReclaimService implements OnModuleInit, OnApplicationShutdown {
   }
 
   async enqueue(victims: Victim[]): Promise<void> {
-    await this.maintenance.addBulk(
-      victims.map((v) => ({
-        name: JobName.Reclaim,
-        data: {
-          voiceId: v.voiceId,
-          fencingToken: v.fencingToken,
-        } satisfies JobPayloads[JobName.Reclaim],
-        opts: {
-          jobId: `reclaim:${v.voiceId}:${v.fencingToken}`,
-          attempts: 8,
-          backoff: { type: 'exponential', delay: 1_000 },
-        },
-      })),
+    // Each victim has a fresh fencing token, so its job id is new. A lost add leaves the voice
+    // reclaiming; sweepStale enqueues it again once its lease has passed.
+    await withTimeout(
+      this.maintenance.addBulk(
+        victims.map((v) => ({
+          name: JobName.Reclaim,
+          data: {
+            voiceId: v.voiceId,
+            fencingToken: v.fencingToken,
+          } satisfies JobPayloads[JobName.Reclaim],
+          opts: this.jobOptions(v),
+        })),
+      ),
+      QUEUE_ADD_TIMEOUT_MS,
+      'reclaim enqueue',
     );
+  }
+
+  private jobOptions(v: Victim) {
+    return {
+      jobId: `reclaim:${v.voiceId}:${v.fencingToken}`,
+      attempts: 8,
+      backoff: { type: 'exponential', delay: 1_000 },
+    };
   }
 
   /** The job: delete the remote voice (already gone counts as deleted), then mark it reclaimed. */
@@ -187,10 +232,21 @@ export class ReclaimService implements OnModuleInit, OnApplicationShutdown {
     return done !== null;
   }
 
-  /** Re-enqueues reclaims whose job was lost (the job id makes a duplicate add a no-op). */
+  /**
+   * Re-enqueues reclaims whose job was lost (Redis restarted empty, an add that timed out) or
+   * failed for good, once they have been reclaiming longer than a lease (the bound on one
+   * provider call and its transition). A job still waiting, delayed or running keeps its place;
+   * a failed one of the same id is replaced, since Bull would silently drop the add.
+   */
   async sweepStale(): Promise<number> {
-    const stale = await this.repo.staleReclaims(120, 100);
-    if (stale.length) await this.enqueue(stale);
+    const stale = await this.repo.staleReclaims(this.config.ALLOCATION_LEASE_SECONDS, 100);
+    for (const v of stale) {
+      const data: JobPayloads[JobName.Reclaim] = {
+        voiceId: v.voiceId,
+        fencingToken: v.fencingToken,
+      };
+      await addJobReplacingFinished(this.maintenance, JobName.Reclaim, data, this.jobOptions(v));
+    }
     return stale.length;
   }
 }

@@ -4,10 +4,11 @@ import { ProvidersModule } from '../providers/providers.module';
 import { ReclaimModule } from '../reclaim/reclaim.module';
 import { SlotsModule } from '../slots/slots.module';
 import { VoiceModule } from '../voice/voice.module';
+import { RecoveryService } from './recovery.service';
 import { SchedulerService } from './scheduler.service';
 
 @Module({
   imports: [ScheduleModule.forRoot(), SlotsModule, VoiceModule, ProvidersModule, ReclaimModule],
-  providers: [SchedulerService],
+  providers: [SchedulerService, RecoveryService],
 })
 export class SchedulerModule {}

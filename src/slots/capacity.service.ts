@@ -4,6 +4,7 @@ import type { Queue } from 'bull';
 import type { ProviderName } from '../config/app-config';
 import { AppConfig } from '../config/config.module';
 import { ProviderRegistry } from '../providers/provider-registry';
+import { addJobReplacingFinished } from '../queue/add-job';
 import { JobName, QueueName, type JobPayloads } from '../queue/queues';
 import { SampleStorage } from '../voice/sample-storage.port';
 import { VoiceRepository } from '../voice/voice.repository';
@@ -53,7 +54,7 @@ export class CapacityService {
    */
   async requestReconcile(provider: ProviderName): Promise<void> {
     const data: JobPayloads[JobName.Reconcile] = { provider };
-    await this.maintenance.add(JobName.Reconcile, data, {
+    await addJobReplacingFinished(this.maintenance, JobName.Reconcile, data, {
       // One pending run per provider per 10 s window, however many ask.
       jobId: `reconcile:${provider}:${Math.floor(Date.now() / 10_000)}`,
       attempts: 3,
@@ -63,16 +64,16 @@ export class CapacityService {
 
   async scheduleCleanup(voiceId: string): Promise<void> {
     const data: JobPayloads[JobName.RemoteCleanup] = { voiceId };
-    await this.maintenance
-      .add(JobName.RemoteCleanup, data, {
-        jobId: `cleanup:${voiceId}`,
-        attempts: 8,
-        backoff: { type: 'exponential', delay: 2_000 },
-      })
-      .catch((err: unknown) =>
-        // The scheduler's sweep finds voices with a pending clean-up again.
-        this.logger.warn({ err, voiceId }, 'could not enqueue remote clean-up'),
-      );
+    // One job per voice at a time; a failed one is replaced, or the sweep's re-enqueue would be
+    // dropped and the slot stay counted for good.
+    await addJobReplacingFinished(this.maintenance, JobName.RemoteCleanup, data, {
+      jobId: `cleanup:${voiceId}`,
+      attempts: 8,
+      backoff: { type: 'exponential', delay: 2_000 },
+    }).catch((err: unknown) =>
+      // The scheduler's sweep finds voices with a pending clean-up again.
+      this.logger.warn({ err, voiceId }, 'could not enqueue remote clean-up'),
+    );
   }
 
   /**

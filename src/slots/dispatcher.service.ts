@@ -1,8 +1,11 @@
 import { InjectQueue } from '@nestjs/bull';
 import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import type { Queue } from 'bull';
+import { Coalescer } from '../common/coalescer';
+import { withTimeout } from '../common/timeout';
 import type { ProviderName } from '../config/app-config';
 import { AppConfig } from '../config/config.module';
+import { QUEUE_ADD_TIMEOUT_MS } from '../queue/add-job';
 import { JobName, QueueName, RETRY_BACKOFF, type JobPayloads } from '../queue/queues';
 import { LegacySchedulerService } from './legacy-scheduler';
 import type { CloneAllowance } from '../policy/clone-budget';
@@ -15,6 +18,14 @@ const CLAIM_BATCH = 50;
 const MAX_STALE_BUDGET_RETRIES = 10;
 /** Beyond this the scheduler's tick runs long before a budget wake-up would. */
 const MAX_BUDGET_TIMER_MS = 5 * 60_000;
+/**
+ * A bound on one dispatch run. Each statement it waits for has its own timeout (DatabaseModule);
+ * this one frees the coalescer even from a wait that has none.
+ */
+const RUN_TIMEOUT_MS = 60_000;
+/** A nudge whose dispatch failed (Postgres away) is tried again after this, doubled up to the cap. */
+const RETRY_MIN_MS = 500;
+const RETRY_MAX_MS = 10_000;
 
 /**
  * Fills free slots of a provider with queued voices. Called when a voice queues, when a slot frees,
@@ -27,8 +38,10 @@ export class DispatcherService implements OnApplicationShutdown {
   private readonly logger = new Logger(DispatcherService.name);
   private readonly queues: Record<ProviderName, Queue>;
   /** Coalesces bursts of dispatch requests for one provider within this process. */
-  private readonly running = new Map<ProviderName, Promise<number>>();
+  private readonly running = new Coalescer<ProviderName>(RUN_TIMEOUT_MS, 'dispatch');
   private readonly again = new Set<ProviderName>();
+  /** Per provider, failed nudges in a row and the pending retry. */
+  private readonly retries = new Map<ProviderName, { failures: number; timer?: NodeJS.Timeout }>();
   /** Called after each dispatch run, when the pool may be full: reclaim registers here. */
   private readonly saturatedListeners: ((provider: ProviderName) => void)[] = [];
   /** Per provider, a dispatch at the moment the budget next lets a held-back clone out. */
@@ -47,14 +60,12 @@ export class DispatcherService implements OnApplicationShutdown {
 
   /** Dispatches a provider now; concurrent calls in one process share a run (and one re-run). */
   dispatch(provider: ProviderName): Promise<number> {
-    const current = this.running.get(provider);
+    const current = this.running.current(provider);
     if (current) {
       this.again.add(provider);
       return current;
     }
-    const run = this.runLoop(provider).finally(() => this.running.delete(provider));
-    this.running.set(provider, run);
-    return run;
+    return this.running.run(provider, () => this.runLoop(provider));
   }
 
   /**
@@ -65,10 +76,31 @@ export class DispatcherService implements OnApplicationShutdown {
     this.saturatedListeners.push(listener);
   }
 
-  /** Fire-and-forget variant for callers that must not fail because of dispatch. */
+  /**
+   * Fire-and-forget variant for callers that must not fail because of dispatch. A failed run is
+   * retried here with backoff: the event that asked for it (a freed slot, a new voice) will not
+   * come again, and the scheduler's tick is only the backstop.
+   */
   nudge(provider: ProviderName): void {
-    this.dispatch(provider).catch((err: unknown) =>
-      this.logger.warn({ err, provider }, 'dispatch failed; the scheduler will retry'),
+    this.dispatch(provider).then(
+      () => {
+        const retry = this.retries.get(provider);
+        if (retry && !retry.timer) this.retries.delete(provider);
+      },
+      (err: unknown) => {
+        const retry = this.retries.get(provider) ?? { failures: 0 };
+        this.retries.set(provider, retry);
+        retry.failures++;
+        if (retry.timer) return;
+        const retryInMs = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** (retry.failures - 1));
+        this.logger.warn({ err, provider, retryInMs }, 'dispatch failed; retrying');
+        retry.timer = setTimeout(() => {
+          retry.timer = undefined;
+          this.nudge(provider);
+        }, retryInMs);
+        // A pending retry must not keep a stopping process alive; the scheduler covers for it.
+        retry.timer.unref();
+      },
     );
   }
 
@@ -166,7 +198,12 @@ export class DispatcherService implements OnApplicationShutdown {
         backoff: { type: RETRY_BACKOFF },
       },
     }));
-    await this.queues[provider].addBulk(jobs);
+    // A lost add is found by the sweeper when the claim's lease ends (Postgres is the truth).
+    await withTimeout(
+      this.queues[provider].addBulk(jobs),
+      QUEUE_ADD_TIMEOUT_MS,
+      'allocation enqueue',
+    );
     this.logger.debug({ provider, count: claimed.length }, 'allocations dispatched');
   }
 }

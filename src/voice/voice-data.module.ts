@@ -4,12 +4,17 @@ import { InstrumentedSampleStorage } from '../observability/instrumented-sample-
 import { LocalSampleStorage } from './local-sample-storage';
 import { S3SampleStorage } from './s3-sample-storage';
 import { SampleStorage } from './sample-storage.port';
+import { VoiceEventsListener } from './voice-events.listener';
 import { VoiceRepository } from './voice.repository';
 
-/** Voice persistence and sample storage: shared by the voice use cases and the slot machinery. */
+/**
+ * Voice persistence, its notifications and sample storage: shared by the voice use cases and the
+ * slot machinery (which re-derives its timers when the notification connection comes back).
+ */
 @Module({
   providers: [
     VoiceRepository,
+    VoiceEventsListener,
     {
       provide: SampleStorage,
       inject: [AppConfig],
@@ -28,6 +33,6 @@ import { VoiceRepository } from './voice.repository';
         ),
     },
   ],
-  exports: [VoiceRepository, SampleStorage],
+  exports: [VoiceRepository, VoiceEventsListener, SampleStorage],
 })
 export class VoiceDataModule {}

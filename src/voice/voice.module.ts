@@ -8,7 +8,6 @@ import { MetadataWorker } from './metadata.worker';
 import { ReadyVoiceCache } from './ready-voice.cache';
 import { UploadService } from './upload.service';
 import { VoiceDataModule } from './voice-data.module';
-import { VoiceEventsListener } from './voice-events.listener';
 import { VoiceService } from './voice.service';
 
 @Module({
@@ -18,7 +17,6 @@ import { VoiceService } from './voice.service';
     UploadService,
     MetadataService,
     MetadataWorker,
-    VoiceEventsListener,
     LastUseRecorder,
     ReadyVoiceCache,
     IdempotencyRepository,

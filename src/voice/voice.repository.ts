@@ -461,6 +461,26 @@ export class VoiceRepository {
     }));
   }
 
+  /**
+   * Milliseconds until the next lease ends among voices that hold a slot on a job's behalf, by
+   * Postgres's clock: an allocation's lease, or for a reclaim (which has no lease column) the time
+   * it started plus `reclaimLeaseSeconds`. Leases that ended already are left out: the sweep that
+   * just ran handled them (or re-enqueued their job), so they must not make it spin. Null when
+   * none ends later. Reads only those voices (a few per slot), through the partial index of
+   * holding voices.
+   */
+  async nextLeaseEndInMs(reclaimLeaseSeconds: number): Promise<number | null> {
+    const [row]: { ms: number | null }[] = await this.ds.query(
+      `SELECT (EXTRACT(EPOCH FROM min(ends) - now()) * 1000)::float8 AS ms
+         FROM (SELECT CASE WHEN status = 'allocating' THEN allocation_lease_expires_at
+                           ELSE updated_at + make_interval(secs => $1) END AS ends
+                 FROM voices WHERE status IN ('allocating', 'reclaiming')) l
+        WHERE ends > now()`,
+      [reclaimLeaseSeconds],
+    );
+    return row?.ms ?? null;
+  }
+
   /** Batched last-use times; never moves a time backwards. */
   async recordLastUse(ids: string[], at: Date[]): Promise<void> {
     await this.ds.query(

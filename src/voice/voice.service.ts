@@ -10,6 +10,7 @@ import { budgetSettings } from '../policy/clone-budget';
 import { ApiError } from '../common/problem';
 import { isUuid } from '../common/uuid';
 import { ProviderRegistry } from '../providers/provider-registry';
+import { addJobReplacingFinished } from '../queue/add-job';
 import { JobName, QueueName, type JobPayloads } from '../queue/queues';
 import { currentTraceCarrier } from '../queue/trace-context';
 import { CapacityService } from '../slots/capacity.service';
@@ -188,15 +189,14 @@ export class VoiceService {
   /** A lost enqueue is not fatal: the scheduler re-enqueues pending voices it finds. */
   async enqueueMetadata(voiceId: string): Promise<void> {
     const data: JobPayloads[JobName.ExtractMetadata] = { voiceId, trace: currentTraceCarrier() };
-    await this.metadataQueue
-      .add(JobName.ExtractMetadata, data, {
-        jobId: `metadata:${voiceId}`,
-        attempts: 5,
-        backoff: { type: 'exponential', delay: 1_000 },
-      })
-      .catch((err: unknown) =>
-        this.logger.warn({ err, voiceId }, 'metadata enqueue failed; the sweeper will retry'),
-      );
+    // A failed job of the same id is replaced: the sweep's re-enqueue must not be dropped.
+    await addJobReplacingFinished(this.metadataQueue, JobName.ExtractMetadata, data, {
+      jobId: `metadata:${voiceId}`,
+      attempts: 5,
+      backoff: { type: 'exponential', delay: 1_000 },
+    }).catch((err: unknown) =>
+      this.logger.warn({ err, voiceId }, 'metadata enqueue failed; the sweeper will retry'),
+    );
   }
 
   async get(userId: string | undefined, id: string): Promise<VoiceView> {
@@ -246,8 +246,15 @@ export class VoiceService {
         subscription &&
         ['pending', 'queued', 'allocating', 'reclaiming'].includes(voice.status)
       ) {
-        const reached = await subscription.wait;
-        if (reached) voice = (await this.voices.findById(id, userId)) ?? voice;
+        // Read again whatever ended the wait: at its timeout too, as a notification sent while
+        // the listener was reconnecting may have gone unheard.
+        await subscription.wait;
+        voice = (await this.voices.findById(id, userId)) ?? voice;
+        // Reclaimed while this request waited (it was reclaiming when read): the app still wants
+        // it, so it queues again, as if this activation had come a moment later.
+        if (voice.status === 'reclaimed') {
+          voice = (await this.requeue(voice)) ?? (await this.voices.findById(id, userId)) ?? voice;
+        }
       }
       return await this.answerActivation(userId, voice, ticket);
     } finally {

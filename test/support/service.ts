@@ -29,15 +29,24 @@ export async function freePort(): Promise<number> {
  */
 export class TestWorld {
   readonly id = `t${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
-  readonly databaseUrl = `${PG}/vs_${this.id}`;
+  readonly databaseUrl: string;
   readonly queuePrefix = `vs-${this.id}`;
   readonly storageDir = mkdtempSync(join(tmpdir(), 'vs-samples-'));
   private readonly services: ServiceProcess[] = [];
+  private readonly pg: string;
+  private readonly redis: string;
+
+  /** On the shared servers by default; suites that restart them pass their private ones. */
+  constructor(servers: { pgUrl?: string; redisUrl?: string } = {}) {
+    this.pg = servers.pgUrl ?? PG;
+    this.redis = servers.redisUrl ?? REDIS;
+    this.databaseUrl = `${this.pg}/vs_${this.id}`;
+  }
 
   env(extra: Record<string, string> = {}): Record<string, string> {
     return {
       DATABASE_URL: this.databaseUrl,
-      REDIS_URL: REDIS,
+      REDIS_URL: this.redis,
       QUEUE_PREFIX: this.queuePrefix,
       STORAGE_DIR: this.storageDir,
       AUTH_JWT_SECRET: TEST_JWT_SECRET,
@@ -67,14 +76,14 @@ export class TestWorld {
 
   async dispose(): Promise<void> {
     await Promise.all(this.services.map((s) => s.stop()));
-    const admin = new Client({ connectionString: `${PG}/postgres` });
+    const admin = new Client({ connectionString: `${this.pg}/postgres` });
     await admin.connect();
     await admin.query(`DROP DATABASE IF EXISTS "vs_${this.id}" WITH (FORCE)`);
     await admin.end();
     rmSync(this.storageDir, { recursive: true, force: true });
     // Remove this run's Bull keys so a shared Redis stays clean.
     const { default: Redis } = await import('ioredis');
-    const redis = new Redis(REDIS);
+    const redis = new Redis(this.redis);
     const keys = await redis.keys(`${this.queuePrefix}:*`);
     if (keys.length) await redis.del(...keys);
     redis.disconnect();

@@ -75,6 +75,13 @@ export const sandboxConfigPatchSchema = z.strictObject({
     .optional(),
   /** Reseeds the fault dice, for a reproducible run. */
   seed: z.number().int().optional(),
+  /**
+   * The limit the service is configured with, when the account's own limit is set higher so
+   * that an over-claim is accepted here and recorded (maxOverServiceLimit) instead of refused.
+   */
+  serviceLimit: z
+    .strictObject({ elevenlabs: limit.optional(), cartesia: limit.optional() })
+    .optional(),
 });
 export type SandboxConfigPatch = z.infer<typeof sandboxConfigPatchSchema>;
 
@@ -100,6 +107,8 @@ export interface SandboxOptions {
   seed?: number;
   /** ElevenLabs' clone budget; default 1,000,000 per 30 days, so nothing else notices it. */
   cloneBudget?: { limit?: number | null; periodSeconds?: number };
+  /** See SandboxConfigPatch.serviceLimit. */
+  serviceLimit?: { elevenlabs?: number; cartesia?: number };
 }
 
 export interface SandboxCloneBudgetView {
@@ -116,6 +125,7 @@ export interface SandboxConfigView {
   cloneBudget: { elevenlabs: SandboxCloneBudgetView };
   faults: Record<ProviderName, ProviderFaults>;
   seed: number;
+  serviceLimit: Record<ProviderName, number | null>;
 }
 
 export interface SandboxVoice {
@@ -150,6 +160,16 @@ export interface SandboxProviderState {
   deleteCount: number;
   /** Idempotency keys carried by more than one live voice: each is a double clone. */
   duplicateKeys: string[];
+  /**
+   * Fault accounting recorded as it happens, so a condition that did not last until the state is
+   * read still counts. The most voices held beyond the service's limit at any moment (0 without
+   * a serviceLimit):
+   */
+  maxOverServiceLimit: number;
+  /** Every moment a create made a second live voice with a key that already had one. */
+  duplicatesEverAlive: Array<{ key: string; at: string }>;
+  /** Deletes through the API, since the last reconciliation mark, of voices carrying our key. */
+  keyedDeletesSinceMark: number | null;
   requests: Record<SandboxOperation, number>;
   faultsInjected: { error5xx: number; rateLimit: number; timeout: number; lostAnswer: number };
   /** Bytes of audio received by creates. */
@@ -175,6 +195,8 @@ export interface SandboxHandle {
   addForeignVoice(provider: ProviderName, input?: ForeignVoiceInput): SandboxVoice;
   /** Same as DELETE /_sandbox/{provider}/voices/{id}: a voice vanishing behind our back. */
   removeVoice(provider: ProviderName, id: string): boolean;
+  /** Same as POST /_sandbox/reconciliation-mark: count keyed deletes from now on. */
+  markReconciliation(): void;
   /** Stops listening and drops every connection, held ones included. */
   close(): Promise<void>;
 }
@@ -220,6 +242,9 @@ function emptyStats(): ProviderStore['stats'] {
     requests: { create: 0, delete: 0, get: 0, list: 0, account: 0 },
     faultsInjected: { error5xx: 0, rateLimit: 0, timeout: 0, lostAnswer: 0 },
     bytesReceived: 0,
+    maxOverServiceLimit: 0,
+    duplicatesEverAlive: [],
+    keyedDeletesSinceMark: null,
   };
 }
 
@@ -271,6 +296,10 @@ class Sandbox {
       cloneBudget: { elevenlabs: { limit: null, used: 0, resetsAt: '', periodSeconds: 0 } },
       faults: { elevenlabs: {}, cartesia: {} },
       seed: this.start.seed ?? randomInt(0, 2 ** 31),
+      serviceLimit: {
+        elevenlabs: this.start.serviceLimit?.elevenlabs ?? null,
+        cartesia: this.start.serviceLimit?.cartesia ?? null,
+      },
     };
     const periodMs =
       (this.start.cloneBudget?.periodSeconds ?? DEFAULT_BUDGET_PERIOD_SECONDS) * 1000;
@@ -331,6 +360,8 @@ class Sandbox {
       if (l !== undefined) this.cfg.voiceLimit[p] = l;
       const f = patch.faults?.[p];
       if (f !== undefined) this.cfg.faults[p] = f;
+      const service = patch.serviceLimit?.[p];
+      if (service !== undefined) this.cfg.serviceLimit[p] = service;
     }
     const b = patch.cloneBudget?.elevenlabs;
     if (b) {
@@ -389,10 +420,44 @@ class Sandbox {
       createdAt: new Date(now).toISOString(),
       idempotencyKey: keyFromMetadata(v.labels, v.description),
     };
+    if (voice.idempotencyKey) {
+      for (const other of store.voices.values()) {
+        if (other.idempotencyKey !== voice.idempotencyKey) continue;
+        store.stats.duplicatesEverAlive.push({ key: voice.idempotencyKey, at: voice.createdAt });
+        break;
+      }
+    }
     store.voices.set(id, voice);
     store.seqOf.set(id, voice.seq);
-    store.stats.maxHeld = Math.max(store.stats.maxHeld, this.held(p));
+    const held = this.held(p);
+    store.stats.maxHeld = Math.max(store.stats.maxHeld, held);
+    const serviceLimit = this.cfg.serviceLimit[p];
+    if (serviceLimit !== null)
+      store.stats.maxOverServiceLimit = Math.max(
+        store.stats.maxOverServiceLimit,
+        held - serviceLimit,
+      );
     return voice;
+  }
+
+  /**
+   * From now on, count the API's deletes of voices carrying our key: called just before the
+   * service is asked to reconcile, when every voice it owns is settled, so each such delete is a
+   * remote voice reconciliation had to remove (an orphan that faults left behind).
+   */
+  markReconciliation(): void {
+    for (const p of SANDBOX_PROVIDERS) this.stores[p].stats.keyedDeletesSinceMark = 0;
+  }
+
+  /** A delete through a provider API; false when there is no such voice. */
+  deleteByApi(p: ProviderName, id: string): boolean {
+    const store = this.stores[p];
+    const voice = store.voices.get(id);
+    if (!voice) return false;
+    store.voices.delete(id);
+    if (voice.idempotencyKey && store.stats.keyedDeletesSinceMark !== null)
+      store.stats.keyedDeletesSinceMark++;
+    return true;
   }
 
   addForeignVoice(p: ProviderName, input: unknown = {}): SandboxVoice {
@@ -646,7 +711,7 @@ const elevenLabs: Dialect = {
         return { status: 200, json: { voice_id: voice.id, requires_verification: false } };
       }
       case 'delete': {
-        if (!id || !store.voices.delete(id)) {
+        if (!id || !sb.deleteByApi('elevenlabs', id)) {
           // Old envelope and status 400 here, new envelope and 404 on get: as seen in the wild.
           return this.error(
             400,
@@ -831,7 +896,8 @@ const cartesia: Dialect = {
         return { status: 200, json: cartesiaVoice(voice) };
       }
       case 'delete':
-        if (!id || !store.voices.delete(id)) return this.error(404, 'not_found', 'Voice not found');
+        if (!id || !sb.deleteByApi('cartesia', id))
+          return this.error(404, 'not_found', 'Voice not found');
         store.stats.deleteCount++;
         return { status: 204 };
       case 'get': {
@@ -1007,6 +1073,11 @@ async function handleControl(
     return send(res, { status: 200, json: { ok: true } });
   }
   if (method === 'GET' && path === '/state') return send(res, { status: 200, json: sb.state() });
+  if (method === 'POST' && path === '/reconciliation-mark') {
+    await drain(req);
+    sb.markReconciliation();
+    return send(res, { status: 200, json: { ok: true } });
+  }
   const m = /^\/(elevenlabs|cartesia)\/(foreign|voices\/([^/]+))$/.exec(path);
   if (m) {
     const provider = m[1] as ProviderName;
@@ -1080,6 +1151,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<SandboxHa
     state: () => sb.state(),
     addForeignVoice: (provider, input) => sb.addForeignVoice(provider, input),
     removeVoice: (provider, id) => sb.removeVoice(provider, id),
+    markReconciliation: () => sb.markReconciliation(),
     close: () => {
       closed ??= new Promise<void>((resolve) => {
         sb.abort();
