@@ -187,10 +187,11 @@ export function decide(
   let free = Math.max(0, s.slots - s.held.length - s.busy);
   let first = s.allowance.first;
   let reclone = s.allowance.reclone;
-  // Victims are found lazily: most decisions need one or none, so a selection scan per victim
-  // (k held voices) beats sorting.
+  // Victims are found lazily: most decisions need one or none, so the first is a selection scan
+  // (k held voices); a second one sorts the rest once.
   let candidates: HeldVoice[] | null = null;
   let order = victimOrder(policy, s.now, tuning);
+  let sorted = false;
   let slotBlocked = false;
   let budgetBlocked = false;
   for (const w of s.waiting) {
@@ -214,12 +215,21 @@ export function decide(
         slotBlocked = true;
         break;
       }
-      let best = 0;
-      for (let i = 1; i < candidates.length; i++)
-        if (order(candidates[i], candidates[best]) < 0) best = i;
-      decision.evict.push(candidates[best].id);
-      candidates[best] = candidates[candidates.length - 1];
-      candidates.pop();
+      if (decision.evict.length === 1) {
+        // A second victim: order the rest once (k log k) instead of scanning them per victim.
+        candidates.sort(order).reverse();
+        sorted = true;
+      }
+      if (sorted) {
+        decision.evict.push((candidates.pop() as HeldVoice).id);
+      } else {
+        let best = 0;
+        for (let i = 1; i < candidates.length; i++)
+          if (order(candidates[i], candidates[best]) < 0) best = i;
+        decision.evict.push(candidates[best].id);
+        candidates[best] = candidates[candidates.length - 1];
+        candidates.pop();
+      }
     } else {
       free--;
     }

@@ -20,8 +20,7 @@ export interface IdlePolicy {
 
 interface HeldRow {
   id: string;
-  lease_v: string | null;
-  used_v: string | null;
+  tid: string;
   lease_ms: number | null;
   used_ms: number;
   ready_ms: number;
@@ -30,11 +29,13 @@ interface HeldRow {
   session_count: number;
 }
 
-/** A held voice as the policy sees it, with the versions markVictims re-checks. */
+/**
+ * A held voice as the policy sees it, with the row version markVictims re-checks: its physical
+ * address, which every update of the row (an activation, a lease, a status change) moves.
+ */
 export interface SnapshotVoice {
   id: string;
-  leaseVersion: string | null;
-  lastUsedVersion: string | null;
+  tid: string;
   voice: HeldVoice;
 }
 
@@ -117,7 +118,7 @@ export class ReclaimRepository {
   async snapshot(provider: ProviderName, waiting: number): Promise<VictimSnapshot> {
     const [held, queued, counts] = await Promise.all([
       this.ds.query<HeldRow[]>(
-        `SELECT id, lease_expires_at::text AS lease_v, last_used_at::text AS used_v,
+        `SELECT id, ctid::text AS tid,
                 (EXTRACT(EPOCH FROM lease_expires_at) * 1000)::float8 AS lease_ms,
                 (EXTRACT(EPOCH FROM COALESCE(last_used_at, ready_at)) * 1000)::float8 AS used_ms,
                 (EXTRACT(EPOCH FROM ready_at) * 1000)::float8 AS ready_ms,
@@ -148,8 +149,7 @@ export class ReclaimRepository {
       busy: Math.max(0, c.held - held.length),
       held: held.map((r) => ({
         id: r.id,
-        leaseVersion: r.lease_v,
-        lastUsedVersion: r.used_v,
+        tid: r.tid,
         voice: {
           id: r.id,
           lastUsedAt: r.used_ms,
@@ -175,12 +175,12 @@ export class ReclaimRepository {
   /**
    * Marks the policy's victims `reclaiming`, in its order, under the provider's row lock: only
    * as many as the backlog still needs then (reclaim_need, counted after the lock) and only those
-   * still ready with the lease and last use the decision saw (an activation since then keeps
-   * its voice). One statement, one round trip.
+   * whose row has not changed since the decision read it (an activation since then keeps its
+   * voice). The rows are reached by address, with no index descent. One statement, one round trip.
    */
   async markVictims(
     provider: ProviderName,
-    chosen: readonly { id: string; leaseVersion: string | null; lastUsedVersion: string | null }[],
+    chosen: readonly { id: string; tid: string }[],
     clones: { first: number; reclone: number },
   ): Promise<Victim[]> {
     if (!chosen.length) return [];
@@ -188,12 +188,10 @@ export class ReclaimRepository {
       await this.ds.query(
         `WITH p AS MATERIALIZED (SELECT name FROM providers WHERE name = $1 FOR UPDATE),
          want AS MATERIALIZED (SELECT reclaim_need(name, $2, $3, $4) AS n FROM p),
-         c AS (SELECT * FROM unnest($5::uuid[], $6::text[], $7::text[]) WITH ORDINALITY AS c(id, lease, used, ord)),
+         c AS (SELECT * FROM unnest($5::uuid[], $6::tid[]) WITH ORDINALITY AS c(id, tid, ord)),
          picked AS (
-           SELECT v.id, v.ctid AS tid FROM voices v JOIN c ON v.id = c.id
-            WHERE v.provider = $1 AND v.status = 'ready'
-              AND v.lease_expires_at IS NOT DISTINCT FROM c.lease::timestamptz
-              AND v.last_used_at IS NOT DISTINCT FROM c.used::timestamptz
+           SELECT v.id, v.ctid AS tid FROM voices v JOIN c ON v.ctid = c.tid
+            WHERE v.id = c.id AND v.provider = $1 AND v.status = 'ready'
             ORDER BY c.ord
             LIMIT GREATEST(0, COALESCE((SELECT n FROM want), 0)) FOR UPDATE OF v SKIP LOCKED),
          u AS (
@@ -211,8 +209,7 @@ export class ReclaimRepository {
           limitOrNull(clones.first),
           limitOrNull(clones.reclone),
           chosen.map((v) => v.id),
-          chosen.map((v) => v.leaseVersion),
-          chosen.map((v) => v.lastUsedVersion),
+          chosen.map((v) => v.tid),
         ],
       );
     return rows.map((r) => ({
