@@ -70,7 +70,9 @@ export async function startApp(config: AppConfig): Promise<INestApplication> {
     );
     SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
   }
-  await app.listen(config.PORT);
+  // No host: every interface, as before HOST existed; config decides when that is not allowed.
+  if (config.listenHost === undefined) await app.listen(config.PORT);
+  else await app.listen(config.PORT, config.listenHost);
   return app;
 }
 

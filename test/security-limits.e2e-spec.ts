@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
+import { networkInterfaces } from 'node:os';
 import { RedisThrottlerStorage } from '../src/common/redis-throttler.storage';
 import type { AppConfig } from '../src/config/config.module';
 import { ApiClient } from './support/api';
 import { runBuiltScript } from './support/cluster';
 import { storedFiles, voiceRows } from './support/hostile';
-import { ServiceProcess, TestWorld } from './support/service';
+import { freePort, ServiceProcess, TestWorld } from './support/service';
+import { makeToken } from './support/token';
 
 const REDIS = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const DEV_JWT_SECRET = 'dev-only-insecure-secret-change-me';
@@ -178,6 +180,65 @@ describe('rate limits on two replicas', () => {
     expect([200, 202]).toContain(other.status);
     expect((await carol.request('GET', `/v1/voices/${up.body.id}`)).status).toBe(200);
   });
+});
+
+/** This machine's addresses that are not loopback (where others could reach a listener). */
+const externalAddresses = (): string[] =>
+  Object.values(networkInterfaces())
+    .flat()
+    .filter((a) => a && !a.internal && a.family === 'IPv4')
+    .map((a) => a!.address);
+
+describe('the published development secret', () => {
+  const world = new TestWorld();
+  afterAll(() => world.dispose(), 30_000);
+
+  it('is refused at start on a non-loopback listener, in development too', async () => {
+    const port = await freePort();
+    const cases: Array<[string, Record<string, string>]> = [
+      ['explicitly, on 0.0.0.0', { AUTH_JWT_SECRET: DEV_JWT_SECRET, HOST: '0.0.0.0' }],
+      ['by default, on ::', { AUTH_JWT_SECRET: '', HOST: '::' }],
+    ];
+    const runs = await Promise.all(
+      cases.map(([, extra]) =>
+        runBuiltScript(
+          'main.js',
+          { ...world.env(), NODE_ENV: 'development', PORT: String(port), ...extra },
+          60_000,
+        ),
+      ),
+    );
+    runs.forEach(({ code, output }, i) => {
+      const label = cases[i][0];
+      expect({ label, refused: code !== null && code !== 0 }).toEqual({ label, refused: true });
+      expect(output).toMatch(/AUTH_JWT_SECRET: the published development secret is refused/);
+      expect(output).not.toMatch(/voice-slots listening/);
+    });
+    // Nothing listens, so a forged admin token has nowhere to go.
+    const forged = makeToken('mallory', 'admin', { secret: DEV_JWT_SECRET });
+    await expect(
+      fetch(`http://127.0.0.1:${port}/v1/providers`, {
+        headers: { authorization: `Bearer ${forged}` },
+      }),
+    ).rejects.toThrow();
+  }, 80_000);
+
+  it('keeps `npm start` working, on 127.0.0.1 only', async () => {
+    const service = await world.start({ AUTH_JWT_SECRET: '', LOG_LEVEL: 'error' });
+    const devAdmin = makeToken('ops', 'admin', { secret: DEV_JWT_SECRET });
+    const local = await fetch(`${service.url}/v1/providers`, {
+      headers: { authorization: `Bearer ${devAdmin}` },
+    });
+    expect(local.status).toBe(200);
+    const outside = externalAddresses();
+    for (const address of outside)
+      await expect(
+        fetch(`http://${address}:${service.port}/v1/providers`, {
+          headers: { authorization: `Bearer ${devAdmin}` },
+          signal: AbortSignal.timeout(3_000),
+        }),
+      ).rejects.toThrow();
+  }, 60_000);
 });
 
 describe('a production start', () => {

@@ -41,6 +41,27 @@ describe('loadConfig', () => {
     );
   });
 
+  it('listens on loopback only while the published development secret is in use', () => {
+    expect(loadConfig({}).listenHost).toBe('127.0.0.1');
+    expect(loadConfig({ AUTH_JWT_SECRET: '' }).listenHost).toBe('127.0.0.1');
+    // A real secret keeps the old default: every interface.
+    expect(loadConfig({ AUTH_JWT_SECRET: 'r'.repeat(32) }).listenHost).toBeUndefined();
+    for (const host of ['127.0.0.1', '::1', 'localhost', '127.1.2.3', '[::1]'])
+      expect(loadConfig({ HOST: host }).listenHost).toBe(host);
+  });
+
+  it('refuses the development secret on a non-loopback listener in any mode', () => {
+    for (const NODE_ENV of ['development', 'test'])
+      for (const host of ['0.0.0.0', '::', '10.0.0.5', 'example.com'])
+        for (const secret of [{}, { AUTH_JWT_SECRET: DEV_JWT_SECRET }])
+          expect(() => loadConfig({ NODE_ENV, HOST: host, ...secret })).toThrow(
+            /AUTH_JWT_SECRET: the published development secret is refused on a non-loopback/,
+          );
+    expect(loadConfig({ HOST: '0.0.0.0', AUTH_JWT_SECRET: 'r'.repeat(32) }).listenHost).toBe(
+      '0.0.0.0',
+    );
+  });
+
   it('turns the sandbox off in production unless asked for', () => {
     const prod = loadConfig({
       NODE_ENV: 'production',

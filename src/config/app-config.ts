@@ -21,11 +21,27 @@ const csv = <T extends string>(allowed: readonly [T, ...T[]]) =>
 
 const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
 const onOff = z.enum(['on', 'off']);
+/** compose and Kubernetes pass an unset shell variable as "": treat it as not configured. */
+const emptyIsUnset = <T extends z.ZodType>(inner: T) =>
+  z.preprocess((v) => (v === '' ? undefined : v), inner);
+
+/** Addresses that only this machine can reach; anything else (0.0.0.0, ::, a LAN address) is not. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return (
+    h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h) || h === '::ffff:127.0.0.1'
+  );
+}
 
 /** Every variable of CONTRACT.md; nothing outside src/config reads process.env. */
 const schema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   PORT: int(3000).pipe(z.number().max(65535)),
+  /**
+   * Address the HTTP server listens on. Unset: every interface, except while the published
+   * development secret is in use, when it is 127.0.0.1 (see listenHost). The image sets 0.0.0.0.
+   */
+  HOST: emptyIsUnset(z.string().min(1).optional()),
   DATABASE_URL: z.url().default('postgres://postgres@127.0.0.1:5432/voice_slots'),
   DB_MIGRATE: onOff.default('on'),
   /** Postgres connections per process: size Postgres' max_connections for replicas × this. */
@@ -40,7 +56,8 @@ const schema = z.object({
   WORKER_PROVIDERS: csv(PROVIDER_NAMES).optional(),
   /** Allocations in flight per provider queue per worker process; provider calls are I/O-bound. */
   WORKER_ALLOCATION_CONCURRENCY: int(8, 1).pipe(z.number().max(256)),
-  AUTH_JWT_SECRET: z.string().min(16).default(DEV_JWT_SECRET),
+  // Empty means unset, as compose passes `${AUTH_JWT_SECRET:-}` through when the shell has none.
+  AUTH_JWT_SECRET: emptyIsUnset(z.string().min(16).optional()),
   AUTH_JWKS_URL: z.url().optional(),
   AUTH_ISSUER: z.string().optional(),
   AUTH_AUDIENCE: z.string().optional(),
@@ -123,7 +140,11 @@ export interface ProviderSettings {
   sandbox: boolean;
 }
 
-export interface AppConfig extends Omit<Env, 'APP_ROLES' | 'WORKER_PROVIDERS'> {
+export interface AppConfig extends Omit<Env, 'APP_ROLES' | 'WORKER_PROVIDERS' | 'AUTH_JWT_SECRET'> {
+  /** The configured secret, or the published development one when none is. */
+  AUTH_JWT_SECRET: string;
+  /** Where the HTTP server listens; undefined: every interface (Node's default). */
+  listenHost: string | undefined;
   roles: ReadonlySet<Role>;
   workerProviders: readonly ProviderName[];
   providers: Record<ProviderName, ProviderSettings>;
@@ -146,8 +167,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const problems: string[] = [];
   const production = e.NODE_ENV === 'production';
   const sandboxEnabled = (e.PROVIDER_SANDBOX ?? (production ? 'off' : 'on')) === 'on';
-  if (production && e.AUTH_JWT_SECRET === DEV_JWT_SECRET && !e.AUTH_JWKS_URL) {
+  const secret = e.AUTH_JWT_SECRET ?? DEV_JWT_SECRET;
+  // The development secret is in this repository: anyone can sign an admin token with it. It may
+  // only guard a listener nobody else can reach, whatever NODE_ENV says. With a JWKS the secret
+  // verifies nothing (auth.service.ts pins RS256/ES256 then).
+  const forgeable = secret === DEV_JWT_SECRET && !e.AUTH_JWKS_URL;
+  const listenHost = e.HOST ?? (forgeable ? '127.0.0.1' : undefined);
+  if (production && forgeable) {
     problems.push('AUTH_JWT_SECRET: the development default is refused in production');
+  } else if (forgeable && listenHost !== undefined && !isLoopbackHost(listenHost)) {
+    problems.push(
+      `AUTH_JWT_SECRET: the published development secret is refused on a non-loopback listener ` +
+        `(HOST=${listenHost}); set AUTH_JWT_SECRET to a random value of at least 32 bytes ` +
+        `(openssl rand -hex 32) or listen on 127.0.0.1`,
+    );
   }
   if (
     production &&
@@ -195,6 +228,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const { APP_ROLES, ...rest } = e;
   return {
     ...rest,
+    AUTH_JWT_SECRET: secret,
+    listenHost,
     roles: new Set(APP_ROLES),
     workerProviders,
     providers,
