@@ -62,6 +62,20 @@ describe('loadConfig', () => {
     );
   });
 
+  it('requires https for provider base URLs and the JWKS in production', () => {
+    const prod = { NODE_ENV: 'production', AUTH_JWT_SECRET: 'r'.repeat(32) };
+    for (const name of ['ELEVENLABS_BASE_URL', 'CARTESIA_BASE_URL', 'AUTH_JWKS_URL'])
+      expect(() => loadConfig({ ...prod, [name]: 'http://proxy.example/x' })).toThrow(
+        new RegExp(`${name}: must be an https URL in production`),
+      );
+    expect(
+      loadConfig({ ...prod, ELEVENLABS_BASE_URL: 'https://proxy.example/el' }).providers.elevenlabs
+        .baseUrl,
+    ).toBe('https://proxy.example/el');
+    // Outside production a plain-http sandbox or proxy is fine.
+    expect(loadConfig({ ELEVENLABS_BASE_URL: 'http://sandbox:4010/elevenlabs' })).toBeTruthy();
+  });
+
   it('turns the sandbox off in production unless asked for', () => {
     const prod = loadConfig({
       NODE_ENV: 'production',

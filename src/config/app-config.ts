@@ -189,6 +189,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   ) {
     // Not an error: key-less providers are simply disabled in production unless asked for.
   }
+  if (production) {
+    // A provider call carries its API key and our users' voices; a JWKS decides who is admin. In
+    // plain http anyone on the path reads the key or serves their own signing keys.
+    for (const name of ['ELEVENLABS_BASE_URL', 'CARTESIA_BASE_URL', 'AUTH_JWKS_URL'] as const) {
+      const value = e[name];
+      if (value !== undefined && new URL(value).protocol !== 'https:')
+        problems.push(`${name}: must be an https URL in production`);
+    }
+  }
   if (e.STORAGE_DRIVER === 's3' && !e.S3_BUCKET) {
     problems.push('S3_BUCKET: required when STORAGE_DRIVER=s3');
   }
