@@ -62,6 +62,15 @@ describe('loadConfig', () => {
     );
   });
 
+  it('refuses an HS256 secret shorter than 32 bytes', () => {
+    expect(() => loadConfig({ AUTH_JWT_SECRET: 'x'.repeat(31) })).toThrow(
+      /AUTH_JWT_SECRET: must be at least 32 bytes/,
+    );
+    expect(loadConfig({ AUTH_JWT_SECRET: 'x'.repeat(32) }).AUTH_JWT_SECRET).toHaveLength(32);
+    // Bytes, not characters: 11 three-byte characters are 33 bytes.
+    expect(loadConfig({ AUTH_JWT_SECRET: '€'.repeat(11) }).AUTH_JWT_SECRET).toBe('€'.repeat(11));
+  });
+
   it('requires https for provider base URLs and the JWKS in production', () => {
     const prod = { NODE_ENV: 'production', AUTH_JWT_SECRET: 'r'.repeat(32) };
     for (const name of ['ELEVENLABS_BASE_URL', 'CARTESIA_BASE_URL', 'AUTH_JWKS_URL'])
@@ -79,7 +88,7 @@ describe('loadConfig', () => {
   it('turns the sandbox off in production unless asked for', () => {
     const prod = loadConfig({
       NODE_ENV: 'production',
-      AUTH_JWT_SECRET: 'a-real-secret-of-enough-length',
+      AUTH_JWT_SECRET: 'a-real-secret-of-enough-length-32b',
       ELEVENLABS_API_KEY: 'k',
     });
     expect(prod.providers.cartesia.sandbox).toBe(false);
@@ -91,7 +100,7 @@ describe('loadConfig', () => {
     expect(() =>
       loadConfig({
         NODE_ENV: 'production',
-        AUTH_JWT_SECRET: 'a-real-secret-of-enough-length',
+        AUTH_JWT_SECRET: 'a-real-secret-of-enough-length-32b',
         WORKER_PROVIDERS: 'cartesia',
       }),
     ).toThrow(/WORKER_PROVIDERS/);

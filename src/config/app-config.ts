@@ -57,7 +57,16 @@ const schema = z.object({
   /** Allocations in flight per provider queue per worker process; provider calls are I/O-bound. */
   WORKER_ALLOCATION_CONCURRENCY: int(8, 1).pipe(z.number().max(256)),
   // Empty means unset, as compose passes `${AUTH_JWT_SECRET:-}` through when the shell has none.
-  AUTH_JWT_SECRET: emptyIsUnset(z.string().min(16).optional()),
+  // HS256 keys shorter than the hash (32 bytes) can be brute-forced offline from one token (RFC 7518
+  // section 3.2 requires at least this much).
+  AUTH_JWT_SECRET: emptyIsUnset(
+    z
+      .string()
+      .refine((v) => Buffer.byteLength(v, 'utf8') >= 32, 'must be at least 32 bytes')
+      .optional(),
+  ),
+  /** Refuse tokens issued longer ago than this (and tokens without `iat`); unset: no limit. */
+  AUTH_MAX_TOKEN_AGE_SECONDS: emptyIsUnset(z.coerce.number().int().min(1).optional()),
   AUTH_JWKS_URL: z.url().optional(),
   AUTH_ISSUER: z.string().optional(),
   AUTH_AUDIENCE: z.string().optional(),
