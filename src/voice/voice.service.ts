@@ -29,6 +29,7 @@ import {
   type QueueInfo,
   type QueueInfoOptions,
 } from './voice.repository';
+import { publicFailure } from './public-failure';
 
 export interface VoiceView {
   voice: Voice;
@@ -292,7 +293,7 @@ export class VoiceService {
         throw new ApiError(
           409,
           'voice_failed',
-          `The voice failed: ${voice.failureCode ?? 'unknown'}`,
+          `The voice failed: ${publicFailure(voice.failureCode).code}`,
         );
       case 'deleted':
         throw new ApiError(409, 'voice_deleted', 'The voice was deleted');
