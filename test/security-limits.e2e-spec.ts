@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
 import { networkInterfaces } from 'node:os';
 import { RedisThrottlerStorage } from '../src/common/redis-throttler.storage';
 import type { AppConfig } from '../src/config/config.module';
@@ -7,6 +8,7 @@ import { runBuiltScript } from './support/cluster';
 import { storedFiles, voiceRows } from './support/hostile';
 import { freePort, ServiceProcess, TestWorld } from './support/service';
 import { makeToken } from './support/token';
+import { multipart, uploadForm } from './support/multipart';
 
 const REDIS = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const DEV_JWT_SECRET = 'dev-only-insecure-secret-change-me';
@@ -238,6 +240,60 @@ describe('the published development secret', () => {
           signal: AbortSignal.timeout(3_000),
         }),
       ).rejects.toThrow();
+  }, 60_000);
+});
+
+describe('an upload without a declared length', () => {
+  const world = new TestWorld();
+  const CAP = 1_000_000;
+  let service: ServiceProcess;
+  beforeAll(async () => {
+    service = await world.start({ MAX_SAMPLE_BYTES: String(CAP), LOG_LEVEL: 'error' });
+  }, 60_000);
+  afterAll(() => world.dispose(), 30_000);
+
+  it('is refused soon after passing the cap, however long it goes on, leaving no file', async () => {
+    const { body: head, contentType } = multipart(uploadForm(Buffer.alloc(0)), {
+      terminate: false,
+    });
+    let sent = 0;
+    const answer = await new Promise<{ status: number; body: string; sentAtAnswer: number }>(
+      (resolve, reject) => {
+        // No Content-Length: Node sends it chunked. The file part never ends.
+        const req = http.request(`${service.url}/v1/voices`, {
+          method: 'POST',
+          headers: {
+            'content-type': contentType,
+            authorization: `Bearer ${makeToken('alice')}`,
+          },
+        });
+        req.on('response', (res) => {
+          const sentAtAnswer = sent;
+          let body = '';
+          res.on('data', (d: Buffer) => (body += d.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body, sentAtAnswer }));
+          res.on('error', reject);
+        });
+        req.on('error', () => undefined); // the service hangs up on the rest: expected
+        req.write(head.subarray(0, head.length - 2));
+        const chunk = Buffer.alloc(64 * 1024, 1);
+        const pump = (): void => {
+          while (!req.destroyed && sent < 200 * CAP) {
+            sent += chunk.length;
+            if (!req.write(chunk)) return void req.once('drain', pump);
+          }
+          if (!req.destroyed) reject(new Error(`sent ${sent} bytes without an answer`));
+        };
+        pump();
+      },
+    );
+    expect(answer.status).toBe(413);
+    expect((JSON.parse(answer.body) as { code: string }).code).toBe('sample_too_large');
+    // Answered once the cap was passed, not after the client gave up (socket buffers aside).
+    expect(answer.sentAtAnswer).toBeLessThan(20 * CAP);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(storedFiles(world)).toEqual([]);
+    expect(await voiceRows(world)).toEqual([]);
   }, 60_000);
 });
 

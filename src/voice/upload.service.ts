@@ -208,17 +208,34 @@ export class UploadService {
     };
     body.once('error', abort);
     body.once('close', () => abort());
+    // The whole body is bounded, whatever its framing: Content-Length is checked before reading,
+    // but a chunked body (or junk outside the file part, which busboy drains) has no declared size.
+    // Past the cap reading stops at once; the answer closes the connection rather than drain it.
+    const limit = this.config.MAX_SAMPLE_BYTES + MULTIPART_OVERHEAD_BYTES;
+    let received = 0;
+    let overLimit = false;
+    const count = (chunk: Buffer) => {
+      received += chunk.length;
+      if (received <= limit || overLimit) return;
+      overLimit = true;
+      body.unpipe(bb);
+      body.pause();
+      bb.destroy(new Error('the body exceeds the upload cap'));
+    };
+    body.on('data', count);
     body.pipe(bb);
 
     try {
       await parsed;
     } catch {
       body.unpipe(bb);
-      body.resume();
       await this.discard(key, file.stored);
+      if (overLimit) throw this.tooLarge({ Connection: 'close' });
+      body.resume();
       throw new ApiError(400, 'malformed_multipart', 'The multipart body could not be parsed');
     } finally {
       body.off('error', abort);
+      body.off('data', count);
     }
     return {
       stored: file.stored,
@@ -293,11 +310,12 @@ export class UploadService {
     return new ApiError(503, 'storage_unavailable', 'The sample could not be stored; try again');
   }
 
-  private tooLarge(): ApiError {
+  private tooLarge(headers: Record<string, string> = {}): ApiError {
     return new ApiError(
       413,
       'sample_too_large',
       `The sample exceeds ${this.config.MAX_SAMPLE_BYTES} bytes`,
+      headers,
     );
   }
 }
