@@ -297,6 +297,46 @@ describe('an upload without a declared length', () => {
   }, 60_000);
 });
 
+describe('a slow upload', () => {
+  const world = new TestWorld();
+  let service: ServiceProcess;
+  beforeAll(async () => {
+    service = await world.start({ UPLOAD_MIN_BYTES_PER_SECOND: '1000', LOG_LEVEL: 'error' });
+  }, 60_000);
+  afterAll(() => world.dispose(), 30_000);
+
+  it('is cut with a clear error once a 10 s window brings less than the minimum rate', async () => {
+    const { body: head, contentType } = multipart(uploadForm(Buffer.alloc(0)), {
+      terminate: false,
+    });
+    const started = Date.now();
+    let trickle: NodeJS.Timeout | undefined;
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = http.request(`${service.url}/v1/voices`, {
+        method: 'POST',
+        headers: { 'content-type': contentType, authorization: `Bearer ${makeToken('alice')}` },
+      });
+      req.on('response', (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on('error', reject);
+      });
+      req.on('error', () => undefined);
+      req.write(head.subarray(0, head.length - 2));
+      // 100 bytes a second: a tenth of the minimum.
+      trickle = setInterval(() => req.write(Buffer.alloc(100, 1)), 1_000);
+    });
+    clearInterval(trickle);
+    expect(answer.status).toBe(408);
+    expect(JSON.parse(answer.body)).toMatchObject({ code: 'upload_too_slow', status: 408 });
+    expect(Date.now() - started).toBeLessThan(25_000);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(storedFiles(world)).toEqual([]);
+    expect(await voiceRows(world)).toEqual([]);
+  }, 60_000);
+});
+
 describe('a production start', () => {
   const world = new TestWorld();
   afterAll(() => world.dispose(), 30_000);

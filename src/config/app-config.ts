@@ -77,6 +77,11 @@ const schema = z.object({
   S3_ENDPOINT: z.url().optional(),
   S3_FORCE_PATH_STYLE: z.stringbool().default(false),
   MAX_SAMPLE_BYTES: int(26_214_400, 1),
+  /** An upload bringing less than this on average over 10 s is cut (408 upload_too_slow). */
+  UPLOAD_MIN_BYTES_PER_SECOND: int(16_384, 1),
+  /** Node's server timeouts: all request headers, and the whole request, must arrive within. */
+  HTTP_HEADERS_TIMEOUT_SECONDS: int(20, 1),
+  HTTP_REQUEST_TIMEOUT_SECONDS: int(300, 1),
   MIN_SAMPLE_SECONDS: z.coerce.number().min(0).default(1),
   MAX_SAMPLE_SECONDS: z.coerce.number().positive().default(600),
   ELEVENLABS_API_KEY: z.string().min(1).optional(),
@@ -209,6 +214,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   }
   if (e.STORAGE_DRIVER === 's3' && !e.S3_BUCKET) {
     problems.push('S3_BUCKET: required when STORAGE_DRIVER=s3');
+  }
+  if (e.HTTP_HEADERS_TIMEOUT_SECONDS > e.HTTP_REQUEST_TIMEOUT_SECONDS) {
+    // Node cuts the whole request first anyway; a larger headers timeout would only mislead.
+    problems.push('HTTP_HEADERS_TIMEOUT_SECONDS: must not exceed HTTP_REQUEST_TIMEOUT_SECONDS');
   }
   if (e.MIN_SAMPLE_SECONDS >= e.MAX_SAMPLE_SECONDS) {
     problems.push('MIN_SAMPLE_SECONDS: must be below MAX_SAMPLE_SECONDS');

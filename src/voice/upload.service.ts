@@ -49,6 +49,9 @@ const MULTIPART_OVERHEAD_BYTES = 64 * 1024;
 /** A probe that takes longer than this is chewing on something that is not a recording. */
 const PROBE_TIMEOUT_MS = 15_000;
 
+/** The upload rate is checked over windows this long, so a short stall on a mobile link passes. */
+const UPLOAD_RATE_WINDOW_MS = 10_000;
+
 /**
  * Streams a multipart upload straight into sample storage: the file is never buffered whole, the
  * size cap stops it mid-stream, and a rejected upload leaves no file behind. What the file is gets
@@ -223,6 +226,22 @@ export class UploadService {
       bb.destroy(new Error('the body exceeds the upload cap'));
     };
     body.on('data', count);
+    // A client trickling bytes (slow-loris, or a link too poor to finish) holds a connection and a
+    // half-written file: each window must bring at least UPLOAD_MIN_BYTES_PER_SECOND on average.
+    let tooSlow = false;
+    let atWindowStart = 0;
+    const minPerWindow = this.config.UPLOAD_MIN_BYTES_PER_SECOND * (UPLOAD_RATE_WINDOW_MS / 1000);
+    const rate = setInterval(() => {
+      if (received - atWindowStart >= minPerWindow || overLimit) {
+        atWindowStart = received;
+        return;
+      }
+      tooSlow = true;
+      body.unpipe(bb);
+      body.pause();
+      bb.destroy(new Error('the upload is too slow'));
+    }, UPLOAD_RATE_WINDOW_MS);
+    rate.unref();
     body.pipe(bb);
 
     try {
@@ -231,11 +250,20 @@ export class UploadService {
       body.unpipe(bb);
       await this.discard(key, file.stored);
       if (overLimit) throw this.tooLarge({ Connection: 'close' });
+      if (tooSlow) {
+        throw new ApiError(
+          408,
+          'upload_too_slow',
+          `The upload was slower than ${this.config.UPLOAD_MIN_BYTES_PER_SECOND} bytes per second`,
+          { Connection: 'close' },
+        );
+      }
       body.resume();
       throw new ApiError(400, 'malformed_multipart', 'The multipart body could not be parsed');
     } finally {
       body.off('error', abort);
       body.off('data', count);
+      clearInterval(rate);
     }
     return {
       stored: file.stored,
