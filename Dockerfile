@@ -26,7 +26,10 @@ COPY package.json package-lock.json ./
 RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev
 
 FROM ${NODE_IMAGE} AS runtime
-ENV NODE_ENV=production
+# A container is reached through its own interface, never its loopback: listen on every address.
+# With HOST=0.0.0.0 the service refuses to start without a real AUTH_JWT_SECRET (or a JWKS).
+ENV NODE_ENV=production \
+    HOST=0.0.0.0
 WORKDIR /app
 # The service never runs npm: removing it (and corepack) takes their dependencies out of the
 # image's attack surface. The sample folder is the only place the app writes (STORAGE_DRIVER=local).

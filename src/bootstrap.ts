@@ -1,3 +1,4 @@
+import type { Server } from 'node:http';
 import { VersioningType, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
@@ -70,7 +71,14 @@ export async function startApp(config: AppConfig): Promise<INestApplication> {
     );
     SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
   }
-  await app.listen(config.PORT);
+  // Explicit rather than Node's defaults (60 s, 300 s), so a slow-loris holding connections open
+  // with headers or bodies that never finish is cut at a known time.
+  const server: Server = app.getHttpServer();
+  server.headersTimeout = config.HTTP_HEADERS_TIMEOUT_SECONDS * 1000;
+  server.requestTimeout = config.HTTP_REQUEST_TIMEOUT_SECONDS * 1000;
+  // No host: every interface, as before HOST existed; config decides when that is not allowed.
+  if (config.listenHost === undefined) await app.listen(config.PORT);
+  else await app.listen(config.PORT, config.listenHost);
   return app;
 }
 

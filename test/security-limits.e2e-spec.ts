@@ -1,10 +1,14 @@
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import { networkInterfaces } from 'node:os';
 import { RedisThrottlerStorage } from '../src/common/redis-throttler.storage';
 import type { AppConfig } from '../src/config/config.module';
 import { ApiClient } from './support/api';
 import { runBuiltScript } from './support/cluster';
 import { storedFiles, voiceRows } from './support/hostile';
-import { ServiceProcess, TestWorld } from './support/service';
+import { freePort, ServiceProcess, TestWorld } from './support/service';
+import { makeToken } from './support/token';
+import { multipart, uploadForm } from './support/multipart';
 
 const REDIS = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const DEV_JWT_SECRET = 'dev-only-insecure-secret-change-me';
@@ -178,6 +182,159 @@ describe('rate limits on two replicas', () => {
     expect([200, 202]).toContain(other.status);
     expect((await carol.request('GET', `/v1/voices/${up.body.id}`)).status).toBe(200);
   });
+});
+
+/** This machine's addresses that are not loopback (where others could reach a listener). */
+const externalAddresses = (): string[] =>
+  Object.values(networkInterfaces())
+    .flat()
+    .filter((a) => a && !a.internal && a.family === 'IPv4')
+    .map((a) => a!.address);
+
+describe('the published development secret', () => {
+  const world = new TestWorld();
+  afterAll(() => world.dispose(), 30_000);
+
+  it('is refused at start on a non-loopback listener, in development too', async () => {
+    const port = await freePort();
+    const cases: Array<[string, Record<string, string>]> = [
+      ['explicitly, on 0.0.0.0', { AUTH_JWT_SECRET: DEV_JWT_SECRET, HOST: '0.0.0.0' }],
+      ['by default, on ::', { AUTH_JWT_SECRET: '', HOST: '::' }],
+    ];
+    const runs = await Promise.all(
+      cases.map(([, extra]) =>
+        runBuiltScript(
+          'main.js',
+          { ...world.env(), NODE_ENV: 'development', PORT: String(port), ...extra },
+          60_000,
+        ),
+      ),
+    );
+    runs.forEach(({ code, output }, i) => {
+      const label = cases[i][0];
+      expect({ label, refused: code !== null && code !== 0 }).toEqual({ label, refused: true });
+      expect(output).toMatch(/AUTH_JWT_SECRET: the published development secret is refused/);
+      expect(output).not.toMatch(/voice-slots listening/);
+    });
+    // Nothing listens, so a forged admin token has nowhere to go.
+    const forged = makeToken('mallory', 'admin', { secret: DEV_JWT_SECRET });
+    await expect(
+      fetch(`http://127.0.0.1:${port}/v1/providers`, {
+        headers: { authorization: `Bearer ${forged}` },
+      }),
+    ).rejects.toThrow();
+  }, 80_000);
+
+  it('keeps `npm start` working, on 127.0.0.1 only', async () => {
+    const service = await world.start({ AUTH_JWT_SECRET: '', LOG_LEVEL: 'error' });
+    const devAdmin = makeToken('ops', 'admin', { secret: DEV_JWT_SECRET });
+    const local = await fetch(`${service.url}/v1/providers`, {
+      headers: { authorization: `Bearer ${devAdmin}` },
+    });
+    expect(local.status).toBe(200);
+    const outside = externalAddresses();
+    for (const address of outside)
+      await expect(
+        fetch(`http://${address}:${service.port}/v1/providers`, {
+          headers: { authorization: `Bearer ${devAdmin}` },
+          signal: AbortSignal.timeout(3_000),
+        }),
+      ).rejects.toThrow();
+  }, 60_000);
+});
+
+describe('an upload without a declared length', () => {
+  const world = new TestWorld();
+  const CAP = 1_000_000;
+  let service: ServiceProcess;
+  beforeAll(async () => {
+    service = await world.start({ MAX_SAMPLE_BYTES: String(CAP), LOG_LEVEL: 'error' });
+  }, 60_000);
+  afterAll(() => world.dispose(), 30_000);
+
+  it('is refused soon after passing the cap, however long it goes on, leaving no file', async () => {
+    const { body: head, contentType } = multipart(uploadForm(Buffer.alloc(0)), {
+      terminate: false,
+    });
+    let sent = 0;
+    const answer = await new Promise<{ status: number; body: string; sentAtAnswer: number }>(
+      (resolve, reject) => {
+        // No Content-Length: Node sends it chunked. The file part never ends.
+        const req = http.request(`${service.url}/v1/voices`, {
+          method: 'POST',
+          headers: {
+            'content-type': contentType,
+            authorization: `Bearer ${makeToken('alice')}`,
+          },
+        });
+        req.on('response', (res) => {
+          const sentAtAnswer = sent;
+          let body = '';
+          res.on('data', (d: Buffer) => (body += d.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body, sentAtAnswer }));
+          res.on('error', reject);
+        });
+        req.on('error', () => undefined); // the service hangs up on the rest: expected
+        req.write(head.subarray(0, head.length - 2));
+        const chunk = Buffer.alloc(64 * 1024, 1);
+        const pump = (): void => {
+          while (!req.destroyed && sent < 200 * CAP) {
+            sent += chunk.length;
+            if (!req.write(chunk)) return void req.once('drain', pump);
+          }
+          if (!req.destroyed) reject(new Error(`sent ${sent} bytes without an answer`));
+        };
+        pump();
+      },
+    );
+    expect(answer.status).toBe(413);
+    expect((JSON.parse(answer.body) as { code: string }).code).toBe('sample_too_large');
+    // Answered once the cap was passed, not after the client gave up (socket buffers aside).
+    expect(answer.sentAtAnswer).toBeLessThan(20 * CAP);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(storedFiles(world)).toEqual([]);
+    expect(await voiceRows(world)).toEqual([]);
+  }, 60_000);
+});
+
+describe('a slow upload', () => {
+  const world = new TestWorld();
+  let service: ServiceProcess;
+  beforeAll(async () => {
+    service = await world.start({ UPLOAD_MIN_BYTES_PER_SECOND: '1000', LOG_LEVEL: 'error' });
+  }, 60_000);
+  afterAll(() => world.dispose(), 30_000);
+
+  it('is cut with a clear error once a 10 s window brings less than the minimum rate', async () => {
+    const { body: head, contentType } = multipart(uploadForm(Buffer.alloc(0)), {
+      terminate: false,
+    });
+    const started = Date.now();
+    let trickle: NodeJS.Timeout | undefined;
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = http.request(`${service.url}/v1/voices`, {
+        method: 'POST',
+        headers: { 'content-type': contentType, authorization: `Bearer ${makeToken('alice')}` },
+      });
+      req.on('response', (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on('error', reject);
+      });
+      req.on('error', () => undefined);
+      req.write(head.subarray(0, head.length - 2));
+      // 100 bytes a second: a tenth of the minimum.
+      trickle = setInterval(() => req.write(Buffer.alloc(100, 1)), 1_000);
+    });
+    clearInterval(trickle);
+    expect(answer.status).toBe(408);
+    expect(JSON.parse(answer.body)).toMatchObject({ code: 'upload_too_slow', status: 408 });
+    expect(Date.now() - started).toBeLessThan(25_000);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(storedFiles(world)).toEqual([]);
+    expect(await voiceRows(world)).toEqual([]);
+  }, 60_000);
 });
 
 describe('a production start', () => {

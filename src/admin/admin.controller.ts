@@ -70,7 +70,7 @@ export class AdminController {
     });
     return Promise.all(
       voices.map(async (v) => ({
-        voice: toVoiceDto(v, null),
+        voice: toVoiceDto(v, null, { raw: true }),
         attempts: toAttempts(await this.voices.events(v.id)),
       })),
     );

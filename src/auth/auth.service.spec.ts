@@ -20,6 +20,32 @@ const hsService = (extra: Partial<AppConfig> = {}) =>
   new AuthService({ AUTH_JWT_SECRET: SECRET, ...extra } as AppConfig);
 const past = () => Math.floor(Date.now() / 1000) - 120;
 
+describe('AuthService with AUTH_MAX_TOKEN_AGE_SECONDS', () => {
+  const auth = hsService({ AUTH_MAX_TOKEN_AGE_SECONDS: 600 });
+  const now = () => Math.floor(Date.now() / 1000);
+
+  it('accepts a token issued within the limit', async () => {
+    const p = await auth.verify(signHs256(SECRET, claims('alice', { iat: now() - 60 })));
+    expect(p.userId).toBe('alice');
+  });
+
+  it.each([
+    ['issued too long ago', { iat: now() - 3600, exp: now() + 3600 }],
+    ['without iat', { iat: undefined }],
+  ])('refuses a token %s, however far off its exp', async (_label, extra) => {
+    await expect(auth.verify(signHs256(SECRET, claims('alice', extra)))).rejects.toBeInstanceOf(
+      InvalidTokenError,
+    );
+  });
+
+  it('has no age limit when unset', async () => {
+    const p = await hsService().verify(
+      signHs256(SECRET, claims('alice', { iat: now() - 86_400 * 30 })),
+    );
+    expect(p.userId).toBe('alice');
+  });
+});
+
 describe('AuthService with the shared secret (HS256)', () => {
   const auth = hsService();
 

@@ -85,6 +85,11 @@ export class AuthService {
       // A token without an expiry would be valid forever once leaked.
       requiredClaims: ['exp', 'sub'],
       clockTolerance: CLOCK_TOLERANCE_SECONDS,
+      // A long-lived token stays dangerous after a leak however far off its exp is; jose then
+      // also refuses a token without iat.
+      ...(this.config.AUTH_MAX_TOKEN_AGE_SECONDS
+        ? { maxTokenAge: this.config.AUTH_MAX_TOKEN_AGE_SECONDS }
+        : {}),
     };
     let payload: JWTPayload;
     try {

@@ -28,6 +28,26 @@ describe('securityHeaders', () => {
     },
   );
 
+  it.each(['/V1/voices', '/v1/VOICES', '/HEALTH/live', '/Metrics'])(
+    'gives %s, the same route in other letter case, the API set as well',
+    (url) => {
+      const h = headersFor(url);
+      expect(h['content-security-policy']).toBe("default-src 'none';frame-ancestors 'none'");
+      expect(h['x-frame-options']).toBe('DENY');
+    },
+  );
+
+  it.each(['/v1/voices', '/v1/admin/voices?status=failed', '/V1/providers'])(
+    'keeps the authenticated answer at %s out of every cache',
+    (url) => {
+      expect(headersFor(url)['cache-control']).toBe('no-store');
+    },
+  );
+
+  it.each(['/health/live', '/metrics', '/docs'])('leaves caching of %s alone', (url) => {
+    expect(headersFor(url)['cache-control']).toBeUndefined();
+  });
+
   it.each(['/docs', '/docs/swagger-ui.css', '/admin/queues', '/nope', '/v1x', '/healthz'])(
     "gives %s helmet's full set for pages",
     (url) => {

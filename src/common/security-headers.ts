@@ -7,7 +7,11 @@ import { constantHeaders, type HttpMiddleware } from './constant-headers';
  * Board at /admin/queues among it, gets the full set for HTML documents; a path added later is
  * treated as a document until it is listed here.
  */
-const API_PATH = /^\/(v\d+\/|health(\/|$|\?)|metrics($|\?))/;
+const API_PATH = /^\/(v\d+\/|health(\/|$|\?)|metrics($|\?))/i;
+/** The authenticated API (every route under /v1 needs a token). */
+const AUTHENTICATED_PATH = /^\/v\d+\//i;
+// Case-insensitive like Express' routing (its default): /V1/voices reaches the same controller and
+// must get the same headers.
 
 /**
  * Headers that matter for a response no browser renders as a page, as the OWASP REST Security
@@ -47,5 +51,12 @@ const DOCUMENT_HEADERS = helmet({
 export function securityHeaders(): HttpMiddleware {
   const api = constantHeaders(API_HEADERS);
   const documents = constantHeaders(DOCUMENT_HEADERS);
-  return (req, res, next) => (API_PATH.test(req.url ?? '') ? api : documents)(req, res, next);
+  return (req, res, next) => {
+    const url = req.url ?? '';
+    // A user's voices and an admin's views must never sit in a browser's or a proxy's cache,
+    // where the next user of the machine or the proxy could read them. ETags still answer 304 to
+    // a client that sends If-None-Match itself.
+    if (AUTHENTICATED_PATH.test(url)) res.setHeader('Cache-Control', 'no-store');
+    (API_PATH.test(url) ? api : documents)(req, res, next);
+  };
 }

@@ -41,10 +41,54 @@ describe('loadConfig', () => {
     );
   });
 
+  it('listens on loopback only while the published development secret is in use', () => {
+    expect(loadConfig({}).listenHost).toBe('127.0.0.1');
+    expect(loadConfig({ AUTH_JWT_SECRET: '' }).listenHost).toBe('127.0.0.1');
+    // A real secret keeps the old default: every interface.
+    expect(loadConfig({ AUTH_JWT_SECRET: 'r'.repeat(32) }).listenHost).toBeUndefined();
+    for (const host of ['127.0.0.1', '::1', 'localhost', '127.1.2.3', '[::1]'])
+      expect(loadConfig({ HOST: host }).listenHost).toBe(host);
+  });
+
+  it('refuses the development secret on a non-loopback listener in any mode', () => {
+    for (const NODE_ENV of ['development', 'test'])
+      for (const host of ['0.0.0.0', '::', '10.0.0.5', 'example.com'])
+        for (const secret of [{}, { AUTH_JWT_SECRET: DEV_JWT_SECRET }])
+          expect(() => loadConfig({ NODE_ENV, HOST: host, ...secret })).toThrow(
+            /AUTH_JWT_SECRET: the published development secret is refused on a non-loopback/,
+          );
+    expect(loadConfig({ HOST: '0.0.0.0', AUTH_JWT_SECRET: 'r'.repeat(32) }).listenHost).toBe(
+      '0.0.0.0',
+    );
+  });
+
+  it('refuses an HS256 secret shorter than 32 bytes', () => {
+    expect(() => loadConfig({ AUTH_JWT_SECRET: 'x'.repeat(31) })).toThrow(
+      /AUTH_JWT_SECRET: must be at least 32 bytes/,
+    );
+    expect(loadConfig({ AUTH_JWT_SECRET: 'x'.repeat(32) }).AUTH_JWT_SECRET).toHaveLength(32);
+    // Bytes, not characters: 11 three-byte characters are 33 bytes.
+    expect(loadConfig({ AUTH_JWT_SECRET: '€'.repeat(11) }).AUTH_JWT_SECRET).toBe('€'.repeat(11));
+  });
+
+  it('requires https for provider base URLs and the JWKS in production', () => {
+    const prod = { NODE_ENV: 'production', AUTH_JWT_SECRET: 'r'.repeat(32) };
+    for (const name of ['ELEVENLABS_BASE_URL', 'CARTESIA_BASE_URL', 'AUTH_JWKS_URL'])
+      expect(() => loadConfig({ ...prod, [name]: 'http://proxy.example/x' })).toThrow(
+        new RegExp(`${name}: must be an https URL in production`),
+      );
+    expect(
+      loadConfig({ ...prod, ELEVENLABS_BASE_URL: 'https://proxy.example/el' }).providers.elevenlabs
+        .baseUrl,
+    ).toBe('https://proxy.example/el');
+    // Outside production a plain-http sandbox or proxy is fine.
+    expect(loadConfig({ ELEVENLABS_BASE_URL: 'http://sandbox:4010/elevenlabs' })).toBeTruthy();
+  });
+
   it('turns the sandbox off in production unless asked for', () => {
     const prod = loadConfig({
       NODE_ENV: 'production',
-      AUTH_JWT_SECRET: 'a-real-secret-of-enough-length',
+      AUTH_JWT_SECRET: 'a-real-secret-of-enough-length-32b',
       ELEVENLABS_API_KEY: 'k',
     });
     expect(prod.providers.cartesia.sandbox).toBe(false);
@@ -56,7 +100,7 @@ describe('loadConfig', () => {
     expect(() =>
       loadConfig({
         NODE_ENV: 'production',
-        AUTH_JWT_SECRET: 'a-real-secret-of-enough-length',
+        AUTH_JWT_SECRET: 'a-real-secret-of-enough-length-32b',
         WORKER_PROVIDERS: 'cartesia',
       }),
     ).toThrow(/WORKER_PROVIDERS/);

@@ -21,11 +21,27 @@ const csv = <T extends string>(allowed: readonly [T, ...T[]]) =>
 
 const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
 const onOff = z.enum(['on', 'off']);
+/** compose and Kubernetes pass an unset shell variable as "": treat it as not configured. */
+const emptyIsUnset = <T extends z.ZodType>(inner: T) =>
+  z.preprocess((v) => (v === '' ? undefined : v), inner);
+
+/** Addresses that only this machine can reach; anything else (0.0.0.0, ::, a LAN address) is not. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return (
+    h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h) || h === '::ffff:127.0.0.1'
+  );
+}
 
 /** Every variable of CONTRACT.md; nothing outside src/config reads process.env. */
 const schema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   PORT: int(3000).pipe(z.number().max(65535)),
+  /**
+   * Address the HTTP server listens on. Unset: every interface, except while the published
+   * development secret is in use, when it is 127.0.0.1 (see listenHost). The image sets 0.0.0.0.
+   */
+  HOST: emptyIsUnset(z.string().min(1).optional()),
   DATABASE_URL: z.url().default('postgres://postgres@127.0.0.1:5432/voice_slots'),
   DB_MIGRATE: onOff.default('on'),
   /** Postgres connections per process: size Postgres' max_connections for replicas × this. */
@@ -40,7 +56,17 @@ const schema = z.object({
   WORKER_PROVIDERS: csv(PROVIDER_NAMES).optional(),
   /** Allocations in flight per provider queue per worker process; provider calls are I/O-bound. */
   WORKER_ALLOCATION_CONCURRENCY: int(8, 1).pipe(z.number().max(256)),
-  AUTH_JWT_SECRET: z.string().min(16).default(DEV_JWT_SECRET),
+  // Empty means unset, as compose passes `${AUTH_JWT_SECRET:-}` through when the shell has none.
+  // HS256 keys shorter than the hash (32 bytes) can be brute-forced offline from one token (RFC 7518
+  // section 3.2 requires at least this much).
+  AUTH_JWT_SECRET: emptyIsUnset(
+    z
+      .string()
+      .refine((v) => Buffer.byteLength(v, 'utf8') >= 32, 'must be at least 32 bytes')
+      .optional(),
+  ),
+  /** Refuse tokens issued longer ago than this (and tokens without `iat`); unset: no limit. */
+  AUTH_MAX_TOKEN_AGE_SECONDS: emptyIsUnset(z.coerce.number().int().min(1).optional()),
   AUTH_JWKS_URL: z.url().optional(),
   AUTH_ISSUER: z.string().optional(),
   AUTH_AUDIENCE: z.string().optional(),
@@ -51,6 +77,11 @@ const schema = z.object({
   S3_ENDPOINT: z.url().optional(),
   S3_FORCE_PATH_STYLE: z.stringbool().default(false),
   MAX_SAMPLE_BYTES: int(26_214_400, 1),
+  /** An upload bringing less than this on average over 10 s is cut (408 upload_too_slow). */
+  UPLOAD_MIN_BYTES_PER_SECOND: int(16_384, 1),
+  /** Node's server timeouts: all request headers, and the whole request, must arrive within. */
+  HTTP_HEADERS_TIMEOUT_SECONDS: int(20, 1),
+  HTTP_REQUEST_TIMEOUT_SECONDS: int(300, 1),
   MIN_SAMPLE_SECONDS: z.coerce.number().min(0).default(1),
   MAX_SAMPLE_SECONDS: z.coerce.number().positive().default(600),
   ELEVENLABS_API_KEY: z.string().min(1).optional(),
@@ -123,7 +154,11 @@ export interface ProviderSettings {
   sandbox: boolean;
 }
 
-export interface AppConfig extends Omit<Env, 'APP_ROLES' | 'WORKER_PROVIDERS'> {
+export interface AppConfig extends Omit<Env, 'APP_ROLES' | 'WORKER_PROVIDERS' | 'AUTH_JWT_SECRET'> {
+  /** The configured secret, or the published development one when none is. */
+  AUTH_JWT_SECRET: string;
+  /** Where the HTTP server listens; undefined: every interface (Node's default). */
+  listenHost: string | undefined;
   roles: ReadonlySet<Role>;
   workerProviders: readonly ProviderName[];
   providers: Record<ProviderName, ProviderSettings>;
@@ -146,8 +181,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const problems: string[] = [];
   const production = e.NODE_ENV === 'production';
   const sandboxEnabled = (e.PROVIDER_SANDBOX ?? (production ? 'off' : 'on')) === 'on';
-  if (production && e.AUTH_JWT_SECRET === DEV_JWT_SECRET && !e.AUTH_JWKS_URL) {
+  const secret = e.AUTH_JWT_SECRET ?? DEV_JWT_SECRET;
+  // The development secret is in this repository: anyone can sign an admin token with it. It may
+  // only guard a listener nobody else can reach, whatever NODE_ENV says. With a JWKS the secret
+  // verifies nothing (auth.service.ts pins RS256/ES256 then).
+  const forgeable = secret === DEV_JWT_SECRET && !e.AUTH_JWKS_URL;
+  const listenHost = e.HOST ?? (forgeable ? '127.0.0.1' : undefined);
+  if (production && forgeable) {
     problems.push('AUTH_JWT_SECRET: the development default is refused in production');
+  } else if (forgeable && listenHost !== undefined && !isLoopbackHost(listenHost)) {
+    problems.push(
+      `AUTH_JWT_SECRET: the published development secret is refused on a non-loopback listener ` +
+        `(HOST=${listenHost}); set AUTH_JWT_SECRET to a random value of at least 32 bytes ` +
+        `(openssl rand -hex 32) or listen on 127.0.0.1`,
+    );
   }
   if (
     production &&
@@ -156,8 +203,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   ) {
     // Not an error: key-less providers are simply disabled in production unless asked for.
   }
+  if (production) {
+    // A provider call carries its API key and our users' voices; a JWKS decides who is admin. In
+    // plain http anyone on the path reads the key or serves their own signing keys.
+    for (const name of ['ELEVENLABS_BASE_URL', 'CARTESIA_BASE_URL', 'AUTH_JWKS_URL'] as const) {
+      const value = e[name];
+      if (value !== undefined && new URL(value).protocol !== 'https:')
+        problems.push(`${name}: must be an https URL in production`);
+    }
+  }
   if (e.STORAGE_DRIVER === 's3' && !e.S3_BUCKET) {
     problems.push('S3_BUCKET: required when STORAGE_DRIVER=s3');
+  }
+  if (e.HTTP_HEADERS_TIMEOUT_SECONDS > e.HTTP_REQUEST_TIMEOUT_SECONDS) {
+    // Node cuts the whole request first anyway; a larger headers timeout would only mislead.
+    problems.push('HTTP_HEADERS_TIMEOUT_SECONDS: must not exceed HTTP_REQUEST_TIMEOUT_SECONDS');
   }
   if (e.MIN_SAMPLE_SECONDS >= e.MAX_SAMPLE_SECONDS) {
     problems.push('MIN_SAMPLE_SECONDS: must be below MAX_SAMPLE_SECONDS');
@@ -195,6 +255,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const { APP_ROLES, ...rest } = e;
   return {
     ...rest,
+    AUTH_JWT_SECRET: secret,
+    listenHost,
     roles: new Set(APP_ROLES),
     workerProviders,
     providers,

@@ -16,6 +16,13 @@ export const DEFAULT_TIMEOUT_MS = 30_000;
  */
 export const INLINE_SAMPLE_BYTES = 4 * 1024 * 1024;
 
+/**
+ * Largest answer read from a provider. Every answer we use (a voice, a page of voices, an account)
+ * is a few KiB to a few hundred; without a cap, a broken or hostile endpoint (or a proxy's error
+ * page) streaming without end would be held whole in memory by every allocation in flight.
+ */
+export const MAX_RESPONSE_BYTES = 1024 * 1024;
+
 /** Longest provider message kept in an error: answers can be whole HTML pages from a proxy. */
 const MAX_MESSAGE_CHARS = 500;
 
@@ -200,8 +207,9 @@ export class ProviderHttpClient {
       status = res.statusCode;
       retryAfter = firstHeader(res.headers['retry-after']);
       // The body is read under the same signal: a provider that stalls mid-answer still times out.
-      text = await res.body.text();
+      text = await this.readCapped(res.body, status, where);
     } catch (err) {
+      if (err instanceof ProviderError) throw err;
       throw this.transportError(err, signal, multipart, where);
     } finally {
       multipart?.dispose();
@@ -218,6 +226,35 @@ export class ProviderHttpClient {
       status,
       parseRetryAfter(retryAfter),
     );
+  }
+
+  /**
+   * The body as text, refused past MAX_RESPONSE_BYTES as soon as it passes it (the connection is
+   * dropped, not drained). Retryable like any unreadable answer: a 2xx may have done its work, and
+   * the caller looks the idempotency key up before trying again.
+   */
+  private async readCapped(
+    body: AsyncIterable<Buffer> & { destroy(err?: Error): unknown },
+    status: number,
+    where: string,
+  ): Promise<string> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of body) {
+      size += chunk.length;
+      if (size > MAX_RESPONSE_BYTES) {
+        body.destroy();
+        throw new ProviderError(
+          this.opts.provider,
+          'retryable',
+          'invalid_response',
+          `${this.opts.provider} ${where} answered ${status} with a body over ${MAX_RESPONSE_BYTES} bytes`,
+          status,
+        );
+      }
+      chunks.push(chunk);
+    }
+    return Buffer.concat(chunks).toString('utf8');
   }
 
   private parseJson(text: string, status: number, where: string): unknown {

@@ -16,7 +16,17 @@ export interface ReconcileReport {
   orphansDeleted: number;
   missingReady: number;
   requeued: number;
+  /** False when the listing was cut short (page cap, repeated cursor): see listAll. */
+  complete: boolean;
 }
+
+/**
+ * Bounds on one listing. Accounts hold tens to a few thousand voices (100 a page); a provider
+ * answering pages without end, or a cursor that loops, must not keep reconciliation (and the
+ * memory of every page) going forever. Each page is itself capped in bytes (http.ts).
+ */
+export const MAX_LISTING_PAGES = 500;
+export const MAX_LISTING_VOICES = 50_000;
 
 /** Statuses whose voice may legitimately own a remote voice that the database does not name yet. */
 const IN_FLIGHT: readonly VoiceStatus[] = ['allocating', 'reclaiming'];
@@ -45,13 +55,7 @@ export class ReconcileService {
   async reconcile(provider: ProviderName): Promise<ReconcileReport> {
     const adapter = this.providers.get(provider);
     const startedAt = new Date();
-    const remote: RemoteVoice[] = [];
-    let cursor: string | null = null;
-    do {
-      const page = await adapter.listVoices(cursor);
-      remote.push(...page.voices);
-      cursor = page.nextCursor;
-    } while (cursor);
+    const { remote, complete } = await this.listAll(provider);
 
     const keyed = remote.filter((v) => v.idempotencyKey !== null && isUuid(v.idempotencyKey));
     const ours = await this.voices.remoteViewOf(
@@ -99,7 +103,10 @@ export class ReconcileService {
     const present = new Set(remote.map((v) => v.remoteVoiceId));
     let missingReady = 0;
     let requeued = 0;
-    for (const v of await this.voices.readyVoices(provider, startedAt)) {
+    // A voice on a page never read is not missing: correcting it would re-clone a ready voice
+    // (a clone of the budget spent for nothing). An incomplete listing only deletes orphans.
+    const readyVoices = complete ? await this.voices.readyVoices(provider, startedAt) : [];
+    for (const v of readyVoices) {
       if (present.has(v.remoteVoiceId)) continue;
       const reclaimed = await this.voices.transition({
         id: v.id,
@@ -133,7 +140,8 @@ export class ReconcileService {
       }
     }
 
-    await this.slots.setForeignCount(provider, foreign);
+    // An incomplete count would only be too low, and let the claim overfill the account.
+    if (complete) await this.slots.setForeignCount(provider, foreign);
     const report = {
       provider,
       remoteVoices: remote.length,
@@ -141,10 +149,42 @@ export class ReconcileService {
       orphansDeleted,
       missingReady,
       requeued,
+      complete,
     };
     this.logger.log(report, 'reconciliation finished');
     this.metrics.recordReconciliation(provider, report);
     this.dispatcher.nudge(provider);
     return report;
+  }
+
+  /** Every page of the listing, stopping at a repeated cursor or past the caps (incomplete). */
+  private async listAll(
+    provider: ProviderName,
+  ): Promise<{ remote: RemoteVoice[]; complete: boolean }> {
+    const adapter = this.providers.get(provider);
+    const remote: RemoteVoice[] = [];
+    const seen = new Set<string>();
+    let cursor: string | null = null;
+    const overCaps = (pages: number) => {
+      this.logger.warn(
+        { provider, pages, voices: remote.length },
+        'provider listing exceeds the caps; reconciliation uses what was read',
+      );
+      return { remote, complete: false };
+    };
+    for (let pages = 0; ; pages++) {
+      if (pages >= MAX_LISTING_PAGES) return overCaps(pages);
+      const page = await adapter.listVoices(cursor);
+      const room = MAX_LISTING_VOICES - remote.length;
+      remote.push(...page.voices.slice(0, room));
+      if (page.voices.length > room) return overCaps(pages + 1);
+      cursor = page.nextCursor;
+      if (!cursor) return { remote, complete: true };
+      if (seen.has(cursor)) {
+        this.logger.warn({ provider, pages: pages + 1 }, 'provider listing repeats a cursor');
+        return { remote, complete: false };
+      }
+      seen.add(cursor);
+    }
   }
 }

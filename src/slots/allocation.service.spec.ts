@@ -3,8 +3,9 @@ import { loadConfig } from '../config/app-config';
 import type { ProviderRegistry } from '../providers/provider-registry';
 import type { SampleStorage } from '../voice/sample-storage.port';
 import type { Voice } from '../voice/voice';
-import type { VoiceRepository } from '../voice/voice.repository';
-import { AllocationService } from './allocation.service';
+import type { Sql, VoiceRepository } from '../voice/voice.repository';
+import { AllocationService, RetryLaterError } from './allocation.service';
+import { backoffDelayMs, MAX_RETRY_AFTER_MS } from './backoff';
 import { ProviderError } from '../providers/provider-error';
 import type { CapacityService } from './capacity.service';
 import type { CloneBudgetService } from './clone-budget.service';
@@ -40,7 +41,12 @@ const voice = {
  * The allocation's ports replaced by stubs: `frozenMs` is how long the process stands still
  * (frozen, or starved of CPU) between taking its lease and the provider call.
  */
-function setUp(opts: { frozenMs: number; leaseStillHeld: boolean; createError?: ProviderError }) {
+function setUp(opts: {
+  frozenMs: number;
+  leaseStillHeld: boolean;
+  createError?: ProviderError;
+  breaker?: 'open' | 'closed';
+}) {
   const createVoice = opts.createError
     ? jest.fn().mockRejectedValue(opts.createError)
     : jest.fn().mockResolvedValue({ remoteVoiceId: 'r1' });
@@ -60,6 +66,7 @@ function setUp(opts: { frozenMs: number; leaseStillHeld: boolean; createError?: 
       return Promise.resolve({ voice, breaker: 'closed', breakerFailures: 0 });
     }),
     renewLease,
+    recordProviderFailure: jest.fn().mockResolvedValue(opts.breaker ?? 'closed'),
   } as unknown as SlotsRepository;
   const service = new AllocationService(
     loadConfig({ ALLOCATION_LEASE_SECONDS: String(LEASE_SECONDS) }),
@@ -148,4 +155,43 @@ describe('AllocationService when the clone budget is spent', () => {
     expect(capacity.refreshAccount).not.toHaveBeenCalled();
     expect(capacity.requestReconcile).not.toHaveBeenCalled();
   });
+});
+
+describe('AllocationService and a Retry-After of a year', () => {
+  beforeAll(() => {
+    Logger.overrideLogger(false);
+  });
+
+  const YEAR_MS = 31_536_000 * 1000;
+  const throttled = () =>
+    new ProviderError('elevenlabs', 'retryable', 'rate_limited', 'slow down', 429, YEAR_MS);
+  /** The seconds the allocation lease was extended by, read from the transition's SQL. */
+  const leaseSeconds = (transition: jest.Mock): number => {
+    const set = (transition.mock.calls[0][0] as { set: { allocationLeaseExpiresAt: unknown } }).set;
+    const m = /interval '(\d+) seconds'/.exec((set.allocationLeaseExpiresAt as Sql).text);
+    return Number(m?.[1]);
+  };
+
+  it.each([['closed'], ['open']] as const)(
+    'retries within five minutes and keeps the lease no longer (breaker %s)',
+    async (breaker) => {
+      const { service, transition } = setUp({
+        frozenMs: 0,
+        leaseStillHeld: true,
+        createError: throttled(),
+        breaker,
+      });
+      const thrown = (await service
+        .allocate('v1', '7')
+        .catch((e: unknown) => e)) as RetryLaterError;
+      expect(thrown).toBeInstanceOf(RetryLaterError);
+      const delay = backoffDelayMs(5, thrown);
+      // The breaker's own jitter adds at most a fifth.
+      expect(delay).toBeLessThanOrEqual(MAX_RETRY_AFTER_MS * 1.2);
+      expect(delay).toBeGreaterThan(0);
+      const seconds = leaseSeconds(transition);
+      expect(seconds).toBeGreaterThanOrEqual(Math.floor(delay / 1000));
+      expect(seconds).toBeLessThanOrEqual(LEASE_SECONDS + (MAX_RETRY_AFTER_MS * 1.2) / 1000 + 61);
+    },
+  );
 });

@@ -5,7 +5,7 @@ import { ProviderRegistry } from '../providers/provider-registry';
 import { SampleStorage } from '../voice/sample-storage.port';
 import type { Voice } from '../voice/voice';
 import { secondsFromNow, sql, VoiceRepository } from '../voice/voice.repository';
-import { backoffDelayMs } from './backoff';
+import { backoffDelayMs, cappedRetryAfterMs } from './backoff';
 import { CapacityService } from './capacity.service';
 import { CloneBudgetService } from './clone-budget.service';
 import { DispatcherService } from './dispatcher.service';
@@ -279,7 +279,7 @@ export class AllocationService {
         );
         this.logger.warn({ ...ctx, retryInMs: delayMs }, 'allocation attempt failed; will retry');
         if (!kept) return 'stale';
-        throw new RetryLaterError(err, err.retryAfterMs, delayMs);
+        throw new RetryLaterError(err, cappedRetryAfterMs(err.retryAfterMs), delayMs);
       }
       case 'fatal':
       case 'not_found': {
@@ -323,10 +323,17 @@ export class AllocationService {
     cause?: ProviderError,
   ): Promise<'stale'> {
     const cooldown = this.config.BREAKER_COOLDOWN_SECONDS;
+    // Jittered so that the voices deferred together do not all knock at once when it ends. The
+    // provider's Retry-After is capped (backoff.ts), and the lease covers exactly this wait plus a
+    // margin: never longer (a year's Retry-After), never shorter (the sweeper would take over).
+    const delay = Math.round(
+      Math.max(cooldown * 1000, cappedRetryAfterMs(cause?.retryAfterMs)) *
+        (1 + Math.random() * 0.2),
+    );
     const kept = await this.keepForRetry(
       voice,
       token,
-      cooldown + 60,
+      Math.ceil(delay / 1000) + 60,
       { code: cause?.code ?? 'breaker_open', breaker: 'open' },
       true,
     );
@@ -339,10 +346,6 @@ export class AllocationService {
         'breaker_open',
         'The provider circuit breaker is open',
       );
-    // Jittered so that the voices deferred together do not all knock at once when it ends.
-    const delay = Math.round(
-      Math.max(cooldown * 1000, cause?.retryAfterMs ?? 0) * (1 + Math.random() * 0.2),
-    );
     throw new RetryLaterError(error, delay, delay);
   }
 

@@ -88,6 +88,17 @@ describe('UploadService', () => {
     expect(stored()).toEqual([]);
   });
 
+  it("says unreadable audio in plain words, never the parser's text", async () => {
+    const err = (await receive(uploadForm(makeWavHeaderWithJunk())).catch(
+      (e: unknown) => e,
+    )) as ApiError;
+    expect(err).toBeInstanceOf(ApiError);
+    expect({ code: err.code, detail: err.message }).toEqual({
+      code: 'sample_unreadable',
+      detail: 'The audio could not be read',
+    });
+  });
+
   it('stops an oversized file mid-stream without waiting for or keeping the rest', async () => {
     const body = new PassThrough();
     const { body: head } = multipart(uploadForm(Buffer.alloc(0)), { terminate: false });

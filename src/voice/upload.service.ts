@@ -49,6 +49,9 @@ const MULTIPART_OVERHEAD_BYTES = 64 * 1024;
 /** A probe that takes longer than this is chewing on something that is not a recording. */
 const PROBE_TIMEOUT_MS = 15_000;
 
+/** The upload rate is checked over windows this long, so a short stall on a mobile link passes. */
+const UPLOAD_RATE_WINDOW_MS = 10_000;
+
 /**
  * Streams a multipart upload straight into sample storage: the file is never buffered whole, the
  * size cap stops it mid-stream, and a rejected upload leaves no file behind. What the file is gets
@@ -208,17 +211,59 @@ export class UploadService {
     };
     body.once('error', abort);
     body.once('close', () => abort());
+    // The whole body is bounded, whatever its framing: Content-Length is checked before reading,
+    // but a chunked body (or junk outside the file part, which busboy drains) has no declared size.
+    // Past the cap reading stops at once; the answer closes the connection rather than drain it.
+    const limit = this.config.MAX_SAMPLE_BYTES + MULTIPART_OVERHEAD_BYTES;
+    let received = 0;
+    let overLimit = false;
+    const count = (chunk: Buffer) => {
+      received += chunk.length;
+      if (received <= limit || overLimit) return;
+      overLimit = true;
+      body.unpipe(bb);
+      body.pause();
+      bb.destroy(new Error('the body exceeds the upload cap'));
+    };
+    body.on('data', count);
+    // A client trickling bytes (slow-loris, or a link too poor to finish) holds a connection and a
+    // half-written file: each window must bring at least UPLOAD_MIN_BYTES_PER_SECOND on average.
+    let tooSlow = false;
+    let atWindowStart = 0;
+    const minPerWindow = this.config.UPLOAD_MIN_BYTES_PER_SECOND * (UPLOAD_RATE_WINDOW_MS / 1000);
+    const rate = setInterval(() => {
+      if (received - atWindowStart >= minPerWindow || overLimit) {
+        atWindowStart = received;
+        return;
+      }
+      tooSlow = true;
+      body.unpipe(bb);
+      body.pause();
+      bb.destroy(new Error('the upload is too slow'));
+    }, UPLOAD_RATE_WINDOW_MS);
+    rate.unref();
     body.pipe(bb);
 
     try {
       await parsed;
     } catch {
       body.unpipe(bb);
-      body.resume();
       await this.discard(key, file.stored);
+      if (overLimit) throw this.tooLarge({ Connection: 'close' });
+      if (tooSlow) {
+        throw new ApiError(
+          408,
+          'upload_too_slow',
+          `The upload was slower than ${this.config.UPLOAD_MIN_BYTES_PER_SECOND} bytes per second`,
+          { Connection: 'close' },
+        );
+      }
+      body.resume();
       throw new ApiError(400, 'malformed_multipart', 'The multipart body could not be parsed');
     } finally {
       body.off('error', abort);
+      body.off('data', count);
+      clearInterval(rate);
     }
     return {
       stored: file.stored,
@@ -256,8 +301,12 @@ export class UploadService {
     try {
       audio = await probeAudio(stream, sizeBytes);
     } catch (err) {
-      const reason = err instanceof Error ? err.message : 'unreadable audio';
-      throw new ApiError(422, 'sample_unreadable', `The audio could not be read: ${reason}`);
+      // The parser's text names offsets, atoms and sometimes paths: for the log, not the client.
+      this.logger.warn(
+        { reason: err instanceof Error ? err.message : String(err) },
+        'upload unreadable',
+      );
+      throw new ApiError(422, 'sample_unreadable', 'The audio could not be read');
     } finally {
       clearTimeout(timer);
     }
@@ -289,11 +338,12 @@ export class UploadService {
     return new ApiError(503, 'storage_unavailable', 'The sample could not be stored; try again');
   }
 
-  private tooLarge(): ApiError {
+  private tooLarge(headers: Record<string, string> = {}): ApiError {
     return new ApiError(
       413,
       'sample_too_large',
       `The sample exceeds ${this.config.MAX_SAMPLE_BYTES} bytes`,
+      headers,
     );
   }
 }

@@ -5,6 +5,7 @@ import { PROVIDER_NAMES, type ProviderName } from '../config/app-config';
 import type { Voice } from './voice';
 import type { QueueInfo } from './voice.repository';
 import { VOICE_STATUSES, type VoiceStatus } from './voice-status';
+import { publicFailure } from './public-failure';
 
 export class SampleDto {
   @ApiProperty({ example: 'wav', nullable: true, type: String }) format!: string | null;
@@ -113,8 +114,15 @@ export class ActivateQuery {
 
 const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
 
-/** Lists every response field explicitly, so nothing internal (tokens, keys) leaks by accident. */
-export function toVoiceDto(voice: Voice, queue: QueueInfo | null): VoiceDto {
+/**
+ * Lists every response field explicitly, so nothing internal (tokens, keys) leaks by accident.
+ * `raw`: the failure as recorded (the provider's code and message), for the admin view only.
+ */
+export function toVoiceDto(
+  voice: Voice,
+  queue: QueueInfo | null,
+  opts: { raw?: boolean } = {},
+): VoiceDto {
   const waiting =
     voice.status === 'queued' || voice.status === 'allocating' || voice.status === 'pending';
   return {
@@ -141,13 +149,15 @@ export function toVoiceDto(voice: Voice, queue: QueueInfo | null): VoiceDto {
     lastUsedAt: iso(voice.lastUsedAt),
     leaseExpiresAt: iso(voice.leaseExpiresAt),
     failure:
-      voice.status === 'failed'
-        ? {
-            code: voice.failureCode ?? 'unknown',
-            message: voice.failureMessage ?? '',
-            attempts: voice.attempts,
-          }
-        : null,
+      voice.status !== 'failed'
+        ? null
+        : opts.raw
+          ? {
+              code: voice.failureCode ?? 'unknown',
+              message: voice.failureMessage ?? '',
+              attempts: voice.attempts,
+            }
+          : { ...publicFailure(voice.failureCode), attempts: voice.attempts },
     createdAt: voice.createdAt.toISOString(),
     updatedAt: voice.updatedAt.toISOString(),
   };

@@ -31,6 +31,7 @@ import {
   type QueueInfo,
   type QueueInfoOptions,
 } from './voice.repository';
+import { publicFailure } from './public-failure';
 
 export interface VoiceView {
   voice: Voice;
@@ -301,7 +302,7 @@ export class VoiceService {
         throw new ApiError(
           409,
           'voice_failed',
-          `The voice failed: ${voice.failureCode ?? 'unknown'}`,
+          `The voice failed: ${publicFailure(voice.failureCode).code}`,
         );
       case 'deleted':
         throw new ApiError(409, 'voice_deleted', 'The voice was deleted');

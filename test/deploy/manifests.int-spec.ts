@@ -307,12 +307,15 @@ describe.each([['base'], ['overlays/example']])('kustomization %s', (sub) => {
 });
 
 /** `${VAR:-default}` and `${VAR}` as Compose interpolates them with nothing set in the shell. */
-function interpolate(value: unknown): string {
+/** compose's `${NAME:-default}` against a shell environment (unset names take the default). */
+function interpolate(value: unknown, shell: Record<string, string> = {}): string {
   return String(value).replace(
     /\$\{([A-Z0-9_]+)(?::?-([^}]*))?\}/g,
-    (_m, _name, def?: string) => def ?? '',
+    (_m, name: string, def?: string) => shell[name] || (def ?? ''),
   );
 }
+/** The shell the compose file's header asks for. */
+const COMPOSE_SHELL = { AUTH_JWT_SECRET: 'a-random-secret-from-openssl-rand-hex-32' };
 
 describe('docker-compose.yml', () => {
   const compose = parse(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8'), {
@@ -324,11 +327,14 @@ describe('docker-compose.yml', () => {
     return JSON.parse(m![1]) as string[];
   })();
   const ours = Object.entries(services).filter(([, s]) => s.build !== undefined);
-  const envOf = (s: Record<string, any>): Record<string, string> =>
+  const envOf = (
+    s: Record<string, any>,
+    shell: Record<string, string> = COMPOSE_SHELL,
+  ): Record<string, string> =>
     Object.fromEntries(
       Object.entries((s.environment ?? {}) as Record<string, unknown>).map(([k, v]) => [
         k,
-        interpolate(v),
+        interpolate(v, shell),
       ]),
     );
   const commandOf = (s: Record<string, any>): string[] => (s.command as string[]) ?? dockerfileCmd;
@@ -336,6 +342,24 @@ describe('docker-compose.yml', () => {
   it('has the services the README and docs/deploy.md name', () => {
     for (const name of ['postgres', 'redis', 'migrate', 'api', 'worker', 'scheduler', 'sandbox'])
       expect(Object.keys(services)).toContain(name);
+  });
+
+  it('publishes every port on 127.0.0.1 only', () => {
+    const published = Object.entries(services).flatMap(([name, s]) =>
+      ((s.ports ?? []) as unknown[]).map((p) => [name, String(p)]),
+    );
+    expect(published.length).toBeGreaterThan(0);
+    for (const [name, port] of published)
+      expect({ name, port: /^127\.0\.0\.1:\d+:\d+$/.test(port) }).toEqual({ name, port: true });
+  });
+
+  it('refuses to run the service without a real secret, listening on 0.0.0.0 with one', () => {
+    for (const [name, s] of ours) {
+      if (commandOf(s)[1] !== 'dist/main.js') continue;
+      // No AUTH_JWT_SECRET in the shell: the published development secret on 0.0.0.0.
+      expect(() => loadConfig(envOf(s, {}))).toThrow(/AUTH_JWT_SECRET[^\n]*non-loopback/);
+      expect({ name, host: loadConfig(envOf(s)).listenHost }).toEqual({ name, host: '0.0.0.0' });
+    }
   });
 
   it('runs Redis without eviction', () => {
@@ -397,5 +421,11 @@ describe('Dockerfile', () => {
     expect(scriptExists('dist/main.js')).toBe(true);
     for (const entry of ['**/node_modules', 'dist', '.git', '.env', 'data'])
       expect(ignore).toContain(entry);
+  });
+
+  it('listens on every interface in the container', () => {
+    // Behind a published port or a Service the loopback is unreachable; the config then demands a
+    // real secret (app-config.ts).
+    expect(dockerfile).toMatch(/^\s*HOST=0\.0\.0\.0\s*$/m);
   });
 });
