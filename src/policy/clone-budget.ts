@@ -56,6 +56,17 @@ export interface CloneAllowance {
   recloneAllowedAt: number | null;
 }
 
+/** No clone budget: every waiting voice may be cloned (budget-less accounts, tests, benchmarks). */
+export const UNLIMITED_CLONES: CloneAllowance = {
+  first: Infinity,
+  reclone: Infinity,
+  exhausted: false,
+  limit: null,
+  remaining: null,
+  resetsAt: null,
+  recloneAllowedAt: null,
+};
+
 /** The reserve of a period's budget, in clones. */
 export function reserveOf(limit: number, reserveShare: number): number {
   return Math.min(limit, Math.ceil(limit * reserveShare));

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import type { CloneAllowance } from './clone-budget';
+import { UNLIMITED_CLONES, type CloneAllowance } from './clone-budget';
 import {
   decide,
   isEvictable,
@@ -16,15 +16,7 @@ import { firstUse, recordUse } from './voice-usage';
 const NOW = 10_000_000_000;
 const MIN = 60_000;
 const RULES: ProtectionRules = { minIdleMs: 10 * MIN, minResidencyMs: 2 * MIN };
-const UNLIMITED: CloneAllowance = {
-  first: Infinity,
-  reclone: Infinity,
-  exhausted: false,
-  limit: null,
-  remaining: null,
-  resetsAt: null,
-  recloneAllowedAt: null,
-};
+const UNLIMITED = UNLIMITED_CLONES;
 
 /** A ready voice idle `idleMin` minutes, resident for a day, no lease, unless told otherwise. */
 function held(id: string, idleMin: number, extra: Partial<HeldVoice> = {}): HeldVoice {

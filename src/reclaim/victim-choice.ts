@@ -51,13 +51,4 @@ export async function chooseVictims(
   };
 }
 
-/** No clone budget: every waiting voice may be cloned (tests, benchmarks, budget-less accounts). */
-export const UNLIMITED_CLONES: CloneAllowance = {
-  first: Infinity,
-  reclone: Infinity,
-  exhausted: false,
-  limit: null,
-  remaining: null,
-  resetsAt: null,
-  recloneAllowedAt: null,
-};
+export { UNLIMITED_CLONES } from '../policy/clone-budget';

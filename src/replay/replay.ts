@@ -15,6 +15,7 @@
 import {
   cloneAllowance,
   DEFAULT_BURST_SHARE,
+  UNLIMITED_CLONES,
   type CloneAllowance,
   type CloneBudgetSettings,
   type CloneBudgetState,
@@ -89,15 +90,7 @@ export interface ReplayDetail extends ReplayResult {
   durationSeconds: number;
 }
 
-const UNLIMITED: CloneAllowance = {
-  first: Infinity,
-  reclone: Infinity,
-  exhausted: false,
-  limit: null,
-  remaining: null,
-  resetsAt: null,
-  recloneAllowedAt: null,
-};
+const UNLIMITED = UNLIMITED_CLONES;
 
 /** Nearest-rank percentile of a sorted sample. */
 function percentile(sorted: Float64Array, p: number): number {
