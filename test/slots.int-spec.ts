@@ -591,4 +591,28 @@ describe('slot pool on Postgres', () => {
       }).toEqual(expected);
     });
   });
+
+  it('reclaims for cost only the voices idle past the threshold, and says so in the event', async () => {
+    const reclaim = new ReclaimRepository(ds);
+    await slots.setLimits('elevenlabs', { configuredLimit: 5 });
+    const [idle, busy] = [await queueVoice('a'), await queueVoice('b')];
+    expect(await claim('elevenlabs', 50)).toHaveLength(2);
+    await ds.query(
+      `UPDATE voices SET status = 'ready', ready_at = now() - interval '1 day',
+              last_used_at = CASE WHEN id = $1 THEN now() - interval '2 hours' ELSE now() END
+        WHERE id = ANY($2::uuid[])`,
+      [idle, [idle, busy]],
+    );
+    const victims = await reclaim.pickIdleVictims('elevenlabs', {
+      minIdleSeconds: 3600,
+      minResidencySeconds: 60,
+      max: 50,
+    });
+    expect(victims.map((v) => v.voiceId)).toEqual([idle]);
+    const [event] = await ds.query<{ metadata: { mode: string } }[]>(
+      `SELECT metadata FROM voice_events WHERE voice_id = $1 AND type = 'reclaiming'`,
+      [idle],
+    );
+    expect(event.metadata.mode).toBe('idle');
+  });
 });

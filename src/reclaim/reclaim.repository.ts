@@ -47,6 +47,32 @@ export interface VictimSnapshot {
   waiting: WaitingVoice[];
 }
 
+/**
+ * The end of both victim statements: the voices in `picked` (id and address, locked) become
+ * `reclaiming` under a new fencing token, each with its event, and are announced like every other
+ * status change, so replicas drop them from their ready-voice caches (src/voice/ready-voice.cache.ts).
+ * `mode` is one of two literals, never outside input.
+ */
+function markReclaiming(mode: 'idle' | 'backlog'): string {
+  return `u AS (
+           UPDATE voices v SET status = 'reclaiming', fencing_token = v.fencing_token + 1, updated_at = now()
+             FROM picked WHERE v.ctid = picked.tid AND v.id = picked.id AND v.status = 'ready'
+           RETURNING v.id, v.fencing_token, v.remote_voice_id, v.last_used_at),
+         e AS (
+           INSERT INTO voice_events (voice_id, type, reason, from_status, to_status, metadata)
+           SELECT id, 'reclaiming', 'idle_reclaim', 'ready', 'reclaiming',
+                  jsonb_build_object('mode', '${mode}', 'lastUsedAt', last_used_at) FROM u)
+         SELECT id, fencing_token, remote_voice_id, pg_notify('voice_status', id::text || ':reclaiming') FROM u`;
+}
+
+function toVictim(r: {
+  id: string;
+  fencing_token: string;
+  remote_voice_id: string | null;
+}): Victim {
+  return { voiceId: r.id, fencingToken: String(r.fencing_token), remoteVoiceId: r.remote_voice_id };
+}
+
 const limitOrNull = (n: number | undefined) =>
   n === undefined || n === Infinity ? null : Math.max(0, Math.floor(n));
 
@@ -88,24 +114,10 @@ export class ReclaimRepository {
               AND ready_at < now() - make_interval(secs => $3)
             ORDER BY last_used_at NULLS FIRST, ready_at
             LIMIT GREATEST(0, COALESCE((SELECT n FROM want), 0)) FOR UPDATE SKIP LOCKED),
-         u AS (
-           UPDATE voices v SET status = 'reclaiming', fencing_token = v.fencing_token + 1, updated_at = now()
-             FROM picked WHERE v.ctid = picked.tid AND v.id = picked.id AND v.status = 'ready'
-           RETURNING v.id, v.fencing_token, v.remote_voice_id, v.last_used_at),
-         e AS (
-           INSERT INTO voice_events (voice_id, type, reason, from_status, to_status, metadata)
-           SELECT id, 'reclaiming', 'idle_reclaim', 'ready', 'reclaiming',
-                  jsonb_build_object('mode', 'idle', 'lastUsedAt', last_used_at) FROM u)
-         -- Announced like every other status change: replicas drop the voice from their
-         -- ready-voice caches (src/voice/ready-voice.cache.ts).
-         SELECT id, fencing_token, remote_voice_id, pg_notify('voice_status', id::text || ':reclaiming') FROM u`,
+         ${markReclaiming('idle')}`,
         [provider, policy.minIdleSeconds, policy.minResidencySeconds, policy.max],
       );
-    return rows.map((r) => ({
-      voiceId: r.id,
-      fencingToken: String(r.fencing_token),
-      remoteVoiceId: r.remote_voice_id,
-    }));
+    return rows.map(toVictim);
   }
 
   /**
@@ -194,15 +206,7 @@ export class ReclaimRepository {
             WHERE v.id = c.id AND v.provider = $1 AND v.status = 'ready'
             ORDER BY c.ord
             LIMIT GREATEST(0, COALESCE((SELECT n FROM want), 0)) FOR UPDATE OF v SKIP LOCKED),
-         u AS (
-           UPDATE voices v SET status = 'reclaiming', fencing_token = v.fencing_token + 1, updated_at = now()
-             FROM picked WHERE v.ctid = picked.tid AND v.id = picked.id AND v.status = 'ready'
-           RETURNING v.id, v.fencing_token, v.remote_voice_id, v.last_used_at),
-         e AS (
-           INSERT INTO voice_events (voice_id, type, reason, from_status, to_status, metadata)
-           SELECT id, 'reclaiming', 'idle_reclaim', 'ready', 'reclaiming',
-                  jsonb_build_object('mode', 'backlog', 'lastUsedAt', last_used_at) FROM u)
-         SELECT id, fencing_token, remote_voice_id, pg_notify('voice_status', id::text || ':reclaiming') FROM u`,
+         ${markReclaiming('backlog')}`,
         [
           provider,
           chosen.length,
@@ -212,11 +216,7 @@ export class ReclaimRepository {
           chosen.map((v) => v.tid),
         ],
       );
-    return rows.map((r) => ({
-      voiceId: r.id,
-      fencingToken: String(r.fencing_token),
-      remoteVoiceId: r.remote_voice_id,
-    }));
+    return rows.map(toVictim);
   }
 
   /**
@@ -266,10 +266,6 @@ export class ReclaimRepository {
         ORDER BY updated_at LIMIT $2`,
         [olderThanSeconds, limit],
       );
-    return rows.map((r) => ({
-      voiceId: r.id,
-      fencingToken: String(r.fencing_token),
-      remoteVoiceId: r.remote_voice_id,
-    }));
+    return rows.map(toVictim);
   }
 }
