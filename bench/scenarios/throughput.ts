@@ -309,6 +309,11 @@ async function pgCeiling(
   seconds: number,
 ): Promise<{ commits: number; seconds: number; perSecond: number; pool: number }> {
   const pool = new Pool({ connectionString: databaseUrl, max: PG_POOL });
+  // A connection still closing when the world drops its database (DROP DATABASE ... WITH FORCE)
+  // is terminated by the server; without a listener that error would crash the whole run.
+  pool.on('error', (err) =>
+    progress(`throughput: ceiling pool connection closed (${err.message})`),
+  );
   try {
     await pool.query(
       `CREATE TABLE bench_commits (id bigserial PRIMARY KEY, v int NOT NULL, at timestamptz NOT NULL DEFAULT now())`,
