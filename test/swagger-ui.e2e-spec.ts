@@ -1,23 +1,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { ApiClient } from './support/api';
+import { launchChromium } from './support/browser';
 import { ServiceProcess, TestWorld } from './support/service';
 import { makeToken } from './support/token';
 import { makeWav } from './support/wav';
-
-/** Debian's chromium (`apt-get install -y chromium`); playwright-core brings no browser. */
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
 
 /**
  * The Swagger UI as a developer uses it, in a real headless browser: authorize with a bearer
@@ -30,10 +19,7 @@ describe('Swagger UI in a browser', () => {
   let browser: Browser;
 
   beforeAll(async () => {
-    [service, browser] = await Promise.all([
-      world.start(),
-      chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS }),
-    ]);
+    [service, browser] = await Promise.all([world.start(), launchChromium()]);
   });
 
   afterAll(async () => {
