@@ -25,6 +25,7 @@ const SUPPORTED = new Set([
   'images',
   'replicas',
   'patches',
+  'components',
 ]);
 
 /** Kinds that live outside namespaces, among those the manifests use. */
@@ -47,7 +48,8 @@ export function kustomize(dir: string): Rendered[] {
   const [k] = readYamlDocuments(file) as Array<Record<string, unknown>>;
   const unknown = Object.keys(k).filter((key) => !SUPPORTED.has(key));
   if (unknown.length) throw new Error(`${file}: unsupported fields ${unknown.join(', ')}`);
-  if (k.kind !== 'Kustomization') throw new Error(`${file}: not a Kustomization`);
+  if (k.kind !== 'Kustomization' && k.kind !== 'Component')
+    throw new Error(`${file}: neither a Kustomization nor a Component`);
 
   const out: Rendered[] = [];
   for (const entry of (k.resources as string[] | undefined) ?? []) {
@@ -57,6 +59,15 @@ export function kustomize(dir: string): Rendered[] {
     else
       for (const object of readYamlDocuments(path))
         out.push({ file: path, object: object as K8sObject });
+  }
+
+  // A component's resources join those of the kustomization that lists it (kustomize applies
+  // them after its resources and before its own patches, namespace and images).
+  for (const entry of (k.components as string[] | undefined) ?? []) {
+    const path = resolve(dir, entry);
+    if (!existsSync(join(path, 'kustomization.yaml')))
+      throw new Error(`${file}: component ${entry} has no kustomization.yaml`);
+    out.push(...kustomize(path));
   }
 
   for (const p of (k.patches as Array<{ path?: string }> | undefined) ?? []) {

@@ -4,7 +4,12 @@ import { RequestMethod } from '@nestjs/common';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parse } from 'yaml';
-import { loadConfig, PROVIDER_NAMES, type AppConfig } from '../../src/config/app-config';
+import {
+  loadConfig,
+  loadDatabaseUrl,
+  PROVIDER_NAMES,
+  type AppConfig,
+} from '../../src/config/app-config';
 import { loadSandboxConfig } from '../../src/config/sandbox-config';
 import { HealthController } from '../../src/observability/health.controller';
 import { containersOf, kustomize, podSpecOf, type K8sObject, type Rendered } from './kustomize';
@@ -77,6 +82,14 @@ const KINDS: Record<string, () => Promise<new (data: any) => { validate(): void 
   'apps/v1/Deployment': async () =>
     (await import('kubernetes-models/apps/v1/Deployment')).Deployment,
   'batch/v1/Job': async () => (await import('kubernetes-models/batch/v1/Job')).Job,
+  'networking.k8s.io/v1/NetworkPolicy': async () =>
+    (await import('kubernetes-models/networking.k8s.io/v1/NetworkPolicy')).NetworkPolicy,
+  'monitoring.coreos.com/v1/PodMonitor': async () =>
+    (await import('@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor'))
+      .PodMonitor,
+  'monitoring.coreos.com/v1/PrometheusRule': async () =>
+    (await import('@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule'))
+      .PrometheusRule,
   'policy/v1/PodDisruptionBudget': async () =>
     (await import('kubernetes-models/policy/v1/PodDisruptionBudget')).PodDisruptionBudget,
   'autoscaling/v2/HorizontalPodAutoscaler': async () =>
@@ -159,8 +172,10 @@ describe.each([
     expect(migrate.command).toEqual(['node', 'dist/database/migrate.js']);
     expect(scriptExists('dist/database/migrate.js')).toBe(true);
     expect(podSpecOf(jobs[0])?.restartPolicy).toBe('Never');
+    // Least privilege: the database URL it reads (src/database/migrate.ts), no other secret.
     const env = containerEnv(migrate);
-    expect(unknownVariables(env, loadConfig(env))).toEqual([]);
+    expect(Object.keys(env)).toEqual(['DATABASE_URL']);
+    expect(loadDatabaseUrl(env)).toBe(SAMPLE_SECRET.DATABASE_URL);
   });
 
   it.each(['api', 'worker', 'scheduler'])(
@@ -237,6 +252,58 @@ describe.each([
     },
   );
 
+  it('lets the world reach only the api, and the pods reach only their dependencies', () => {
+    const policies = byKind('NetworkPolicy');
+    const applying = (d: K8sObject) =>
+      policies.filter((p) => matches((p.spec as any).podSelector.matchLabels, podLabels(d)));
+    for (const d of deployments) {
+      const mine = applying(d);
+      const where = d.metadata.name;
+      // Ingress from any source (a rule without `from`) on the http port: the api only.
+      const open = mine.some((p) =>
+        ((p.spec as any).ingress ?? []).some((r: any) => !r.from && r.ports?.[0]?.port === 'http'),
+      );
+      expect({ where, open }).toEqual({
+        where,
+        open: d.metadata.labels?.['app.kubernetes.io/component'] === 'api',
+      });
+      // Every pod is under an egress policy, and none may reach the cloud metadata address.
+      interface EgressRule {
+        to?: { ipBlock?: { except?: string[] } }[];
+        ports?: { port: number | string }[];
+      }
+      const egress = mine.flatMap((p) => ((p.spec as any).egress ?? []) as EgressRule[]);
+      expect({ where, egress: egress.length > 0 }).toEqual({ where, egress: true });
+      for (const rule of egress)
+        for (const to of rule.to ?? [])
+          if (to.ipBlock) expect(to.ipBlock.except).toContain('169.254.169.254/32');
+      const ports = egress.flatMap((r) => (r.ports ?? []).map((x) => x.port));
+      expect(ports).toEqual(expect.arrayContaining([53, 5432, 6379, 443]));
+    }
+  });
+
+  it('scrapes every pod and carries exactly alerts.yml when the Prometheus Operator component is used', () => {
+    const [rule] = byKind('PrometheusRule');
+    const [monitor] = byKind('PodMonitor');
+    if (!rule && !monitor) return; // the base leaves the component out
+    const alerts = parse(readFileSync(join(ROOT, 'deploy/prometheus/alerts.yml'), 'utf8')) as {
+      groups: unknown;
+    };
+    // Regenerate with `node scripts/prometheus-rule.mjs` after editing alerts.yml.
+    expect((rule.spec as any).groups).toEqual(alerts.groups);
+    const selector = (monitor.spec as any).selector.matchLabels as Record<string, string>;
+    const endpoint = (monitor.spec as any).podMetricsEndpoints[0];
+    expect(endpoint.path).toBe('/metrics');
+    for (const d of deployments) {
+      expect({ d: d.metadata.name, scraped: matches(selector, podLabels(d)) }).toEqual({
+        d: d.metadata.name,
+        scraped: true,
+      });
+      const ports = (containersOf(d)[0].ports as Array<{ name: string }>).map((p) => p.name);
+      expect(ports).toContain(endpoint.port);
+    }
+  });
+
   it('exposes the api through a Service on its http port', () => {
     const [svc] = byKind('Service');
     const selector = (svc.spec as any).selector as Record<string, string>;
@@ -293,18 +360,23 @@ describe.each([
   });
 });
 
-describe.each([['base'], ['overlays/example']])('kustomization %s', (sub) => {
-  it('uses every YAML file of its directory, as a resource or a patch', () => {
-    const dir = join(K8S, sub);
-    const k = parse(readFileSync(join(dir, 'kustomization.yaml'), 'utf8')) as {
-      resources?: string[];
-      patches?: Array<{ path: string }>;
-    };
-    const used = new Set([...(k.resources ?? []), ...(k.patches ?? []).map((p) => p.path)]);
-    const files = readdirSync(dir).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml');
-    expect(files.filter((f) => !used.has(f))).toEqual([]);
-  });
-});
+describe.each([['base'], ['overlays/example'], ['components/prometheus-operator']])(
+  'kustomization %s',
+  (sub) => {
+    it('uses every YAML file of its directory, as a resource or a patch', () => {
+      const dir = join(K8S, sub);
+      const k = parse(readFileSync(join(dir, 'kustomization.yaml'), 'utf8')) as {
+        resources?: string[];
+        patches?: Array<{ path: string }>;
+      };
+      const used = new Set([...(k.resources ?? []), ...(k.patches ?? []).map((p) => p.path)]);
+      const files = readdirSync(dir).filter(
+        (f) => f.endsWith('.yaml') && f !== 'kustomization.yaml',
+      );
+      expect(files.filter((f) => !used.has(f))).toEqual([]);
+    });
+  },
+);
 
 /** `${VAR:-default}` and `${VAR}` as Compose interpolates them with nothing set in the shell. */
 /** compose's `${NAME:-default}` against a shell environment (unset names take the default). */
