@@ -60,7 +60,7 @@ describe('deleted samples on Postgres and Redis', () => {
       runs.push(next);
       if (next === 'fail') {
         // Failed for good, as after its last attempt or a worker crash past maxStalledCount.
-        job.discard();
+        void job.discard();
         throw new Error('worker lost');
       }
       await capacity.cleanup(job.data.voiceId);
