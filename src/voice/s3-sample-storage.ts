@@ -84,7 +84,6 @@ export class S3SampleStorage extends SampleStorage {
           page.push({ key: o.Key, modifiedAt: o.LastModified });
       }
       if (page.length) yield page;
-      // A truncated answer without a token would repeat the first page for ever.
       token = out.IsTruncated ? out.NextContinuationToken : undefined;
     } while (token);
   }
