@@ -144,13 +144,23 @@ describe('debris', () => {
   it('removes the sample of a voice deleted in any state, though its clean-up job was lost', async () => {
     expect([...new Set(deleted.values())].sort()).toEqual(ALL_STATES);
     const left = () => [...deleted].filter(([id]) => existsSync(pathOf(id)));
-    await eventually('every deleted sample removed', () => left().length === 0).catch(() => {
-      throw new Error(`samples left by state: ${JSON.stringify(left().map(([, s]) => s))}`);
+    // The file goes first, then its row records it: both are waited for.
+    const stillPending = () =>
+      world.db(async (c) => {
+        const { rows } = await c.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM voices WHERE sample_removal_due_at IS NOT NULL`,
+        );
+        return rows[0].n;
+      });
+    await eventually(
+      'every deleted sample removed',
+      async () => left().length === 0 && (await stillPending()) === 0,
+    ).catch(async () => {
+      const states = left().map(([, s]) => s);
+      throw new Error(
+        `samples left by state: ${JSON.stringify(states)}; rows pending: ${await stillPending()}`,
+      );
     });
-    const pending = await world.db((c) =>
-      c.query(`SELECT count(*)::int AS n FROM voices WHERE sample_removal_due_at IS NOT NULL`),
-    );
-    expect(pending.rows[0].n).toBe(0);
   });
 
   it('sweeps a sample with no row and an unfinished write, once older than the threshold', async () => {
