@@ -116,6 +116,17 @@ describe('deleted samples on Postgres and Redis', () => {
     }
   }
 
+  /** Failed removals counted so far, and the seconds until the next try. */
+  async function removalOf(id: string): Promise<{ attempts: number; wait: number }> {
+    const rows = await ds.query<{ attempts: number; wait: number }[]>(
+      `SELECT sample_removal_attempts AS attempts,
+              extract(epoch FROM sample_removal_due_at - now())::float8 AS wait
+         FROM voices WHERE id = $1`,
+      [id],
+    );
+    return rows[0];
+  }
+
   it('runs the clean-up the sweep schedules again after the first job failed for good', async () => {
     const { id, path } = await deletedVoiceWithSample();
     next = 'fail';
@@ -143,28 +154,18 @@ describe('deleted samples on Postgres and Redis', () => {
     writeFileSync(join(path, 'held'), 'x');
 
     await capacity.cleanup(id);
-    const row = await ds.query<{ attempts: number; wait: number }[]>(
-      `SELECT sample_removal_attempts AS attempts,
-              extract(epoch FROM sample_removal_due_at - now())::float8 AS wait
-         FROM voices WHERE id = $1`,
-      [id],
-    );
-    expect(row[0].attempts).toBe(1);
+    const row = await removalOf(id);
+    expect(row.attempts).toBe(1);
     // The first back-off is one clean-up sweep period.
-    expect(row[0].wait).toBeGreaterThan(0);
-    expect(row[0].wait).toBeLessThanOrEqual(config.SCHEDULER_TICK_SECONDS * 3);
+    expect(row.wait).toBeGreaterThan(0);
+    expect(row.wait).toBeLessThanOrEqual(config.SCHEDULER_TICK_SECONDS * 3);
     expect((await voices.findById(id))?.sampleRemovalPending).toBe(true);
     expect(await voices.sampleRemovalsDue(100)).not.toContain(id);
 
     await capacity.cleanup(id);
-    const again = await ds.query<{ attempts: number; wait: number }[]>(
-      `SELECT sample_removal_attempts AS attempts,
-              extract(epoch FROM sample_removal_due_at - now())::float8 AS wait
-         FROM voices WHERE id = $1`,
-      [id],
-    );
-    expect(again[0].attempts).toBe(2);
-    expect(again[0].wait).toBeGreaterThan(config.SCHEDULER_TICK_SECONDS * 3);
+    const again = await removalOf(id);
+    expect(again.attempts).toBe(2);
+    expect(again.wait).toBeGreaterThan(config.SCHEDULER_TICK_SECONDS * 3);
 
     // Storage recovers and the back-off passes (moved into the past rather than waited for).
     rmSync(path, { recursive: true });
