@@ -20,6 +20,7 @@ const TASK_PERIOD_TICKS: Record<string, number> = {
   'sweep-allocations': 1,
   'sweep-cleanups': 3,
   'sweep-pending': 3,
+  'sweep-orphan-samples': 6,
   reclaim: 1,
 };
 

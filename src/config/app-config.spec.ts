@@ -71,6 +71,17 @@ describe('loadConfig', () => {
     expect(loadConfig({ AUTH_JWT_SECRET: '€'.repeat(11) }).AUTH_JWT_SECRET).toBe('€'.repeat(11));
   });
 
+  it('keeps the orphan sweep off samples whose upload may still insert its row', () => {
+    expect(loadConfig({}).SAMPLE_ORPHAN_AGE_SECONDS).toBe(3600);
+    expect(() => loadConfig({ SAMPLE_ORPHAN_AGE_SECONDS: '300' })).toThrow(
+      /SAMPLE_ORPHAN_AGE_SECONDS: must exceed HTTP_REQUEST_TIMEOUT_SECONDS/,
+    );
+    expect(
+      loadConfig({ SAMPLE_ORPHAN_AGE_SECONDS: '120', HTTP_REQUEST_TIMEOUT_SECONDS: '60' })
+        .SAMPLE_ORPHAN_AGE_SECONDS,
+    ).toBe(120);
+  });
+
   it('requires https for provider base URLs and the JWKS in production', () => {
     const prod = { NODE_ENV: 'production', AUTH_JWT_SECRET: 'r'.repeat(32) };
     for (const name of ['ELEVENLABS_BASE_URL', 'CARTESIA_BASE_URL', 'AUTH_JWKS_URL'])

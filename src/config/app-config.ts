@@ -77,6 +77,11 @@ const schema = z.object({
   S3_ENDPOINT: z.url().optional(),
   S3_FORCE_PATH_STYLE: z.stringbool().default(false),
   MAX_SAMPLE_BYTES: int(26_214_400, 1),
+  /**
+   * A stored sample with no voice row, or an unfinished write, untouched this long is debris of a
+   * crash between storing and inserting, and the scheduler's sweep removes it.
+   */
+  SAMPLE_ORPHAN_AGE_SECONDS: int(3600, 1),
   /** An upload bringing less than this on average over 10 s is cut (408 upload_too_slow). */
   UPLOAD_MIN_BYTES_PER_SECOND: int(16_384, 1),
   /** Node's server timeouts: all request headers, and the whole request, must arrive within. */
@@ -218,6 +223,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   if (e.HTTP_HEADERS_TIMEOUT_SECONDS > e.HTTP_REQUEST_TIMEOUT_SECONDS) {
     // Node cuts the whole request first anyway; a larger headers timeout would only mislead.
     problems.push('HTTP_HEADERS_TIMEOUT_SECONDS: must not exceed HTTP_REQUEST_TIMEOUT_SECONDS');
+  }
+  if (e.SAMPLE_ORPHAN_AGE_SECONDS <= e.HTTP_REQUEST_TIMEOUT_SECONDS) {
+    // The age is what keeps the sweep off a sample whose upload is still inserting its row.
+    problems.push('SAMPLE_ORPHAN_AGE_SECONDS: must exceed HTTP_REQUEST_TIMEOUT_SECONDS');
   }
   if (e.MIN_SAMPLE_SECONDS >= e.MAX_SAMPLE_SECONDS) {
     problems.push('MIN_SAMPLE_SECONDS: must be below MAX_SAMPLE_SECONDS');

@@ -8,6 +8,7 @@ import { LeanerVoiceIndexes1764748800000 } from './migrations/1764748800000-lean
 import { ReclaimNeed1764835200000 } from './migrations/1764835200000-reclaim-need';
 import { CloneBudget1764921600000 } from './migrations/1764921600000-clone-budget';
 import { VoiceUsage1765008000000 } from './migrations/1765008000000-voice-usage';
+import { SampleRemoval1765200000000 } from './migrations/1765200000000-sample-removal';
 
 export const MIGRATIONS = [
   InitialSchema1764489600000,
@@ -17,6 +18,7 @@ export const MIGRATIONS = [
   ReclaimNeed1764835200000,
   CloneBudget1764921600000,
   VoiceUsage1765008000000,
+  SampleRemoval1765200000000,
 ];
 
 /**

@@ -47,6 +47,10 @@ export class VoiceEntity {
   @Column('text', { name: 'remote_voice_id', nullable: true }) remoteVoiceId!: string | null;
   /** A remote voice may still exist for a voice that no longer holds a slot: it keeps counting. */
   @Column('boolean', { name: 'remote_cleanup_pending' }) remoteCleanupPending!: boolean;
+  /** Set when the voice is deleted, cleared once its sample is gone; when to try next. */
+  @Column('timestamptz', { name: 'sample_removal_due_at', nullable: true })
+  sampleRemovalDueAt!: Date | null;
+  @Column('int', { name: 'sample_removal_attempts' }) sampleRemovalAttempts!: number;
   @Column('text', { name: 'sample_key' }) sampleKey!: string;
   @Column('text', { name: 'sample_content_type' }) sampleContentType!: string;
   @Column('text', { name: 'sample_filename' }) sampleFilename!: string;

@@ -15,6 +15,12 @@ class FailingStorage extends SampleStorage {
   check(): Promise<void> {
     return Promise.reject(new Error('bucket gone'));
   }
+  listSamples(): AsyncIterable<never> {
+    return { [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(new Error('refused')) }) };
+  }
+  removeAbandonedWrites(): Promise<number> {
+    return Promise.resolve(0);
+  }
 }
 
 describe('InstrumentedSampleStorage', () => {

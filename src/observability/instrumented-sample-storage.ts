@@ -2,11 +2,12 @@ import type { Readable } from 'node:stream';
 import {
   SampleStorage,
   SampleTooLargeError,
+  type ListedSample,
   type StoredSample,
 } from '../voice/sample-storage.port';
 import { withSpan } from './tracing-helpers';
 
-export type StorageOperation = 'put' | 'open' | 'remove' | 'check';
+export type StorageOperation = 'put' | 'open' | 'remove' | 'check' | 'list' | 'sweep';
 
 /** Told about storage failures (metrics count them); registered after construction. */
 export type StorageFailureObserver = (operation: StorageOperation) => void;
@@ -43,6 +44,20 @@ export class InstrumentedSampleStorage extends SampleStorage {
 
   remove(key: string): Promise<void> {
     return this.run('remove', key, () => this.inner.remove(key));
+  }
+
+  /** A listing failure is reported; the pages themselves are the sweep's to trace. */
+  async *listSamples(): AsyncGenerator<ListedSample[]> {
+    try {
+      yield* this.inner.listSamples();
+    } catch (err) {
+      this.report('list');
+      throw err;
+    }
+  }
+
+  removeAbandonedWrites(before: Date): Promise<number> {
+    return this.run('sweep', '*', () => this.inner.removeAbandonedWrites(before));
   }
 
   /** No span: readiness probes call this every few seconds, outside any trace. */

@@ -4,11 +4,12 @@ import { AppConfig } from '../config/config.module';
 import { hasRole } from '../config/roles';
 import { ProviderRegistry } from '../providers/provider-registry';
 import { ReclaimService } from '../reclaim/reclaim.service';
-import { CapacityService } from '../slots/capacity.service';
+import { CapacityService, SWEEP_CLEANUPS_TICKS } from '../slots/capacity.service';
 import { DispatcherService } from '../slots/dispatcher.service';
 import { SlotsRepository } from '../slots/slots.repository';
 import { SweeperService } from '../slots/sweeper.service';
 import { IdempotencyRepository } from '../voice/idempotency.repository';
+import { SampleSweeperService } from '../voice/sample-sweeper.service';
 import { VoiceRepository } from '../voice/voice.repository';
 import { VoiceService } from '../voice/voice.service';
 
@@ -39,6 +40,7 @@ export class SchedulerService implements OnApplicationBootstrap {
     private readonly voiceService: VoiceService,
     private readonly reclaim: ReclaimService,
     private readonly idempotency: IdempotencyRepository,
+    private readonly samples: SampleSweeperService,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -57,7 +59,11 @@ export class SchedulerService implements OnApplicationBootstrap {
         periodSeconds: tick,
         run: () => this.sweeper.sweepExpiredAllocations(),
       },
-      { name: 'sweep-cleanups', periodSeconds: tick * 3, run: () => this.sweeper.sweepCleanups() },
+      {
+        name: 'sweep-cleanups',
+        periodSeconds: tick * SWEEP_CLEANUPS_TICKS,
+        run: () => this.sweeper.sweepCleanups(),
+      },
       {
         name: 'sweep-pending',
         periodSeconds: tick * 3,
@@ -83,6 +89,12 @@ export class SchedulerService implements OnApplicationBootstrap {
         periodSeconds: this.config.RECONCILE_INTERVAL_SECONDS,
         run: () =>
           Promise.all(this.providers.enabled().map((p) => this.capacity.requestReconcile(p))),
+      },
+      {
+        // Debris of crashed uploads is at least SAMPLE_ORPHAN_AGE_SECONDS old: a minute is soon enough.
+        name: 'sweep-orphan-samples',
+        periodSeconds: tick * 6,
+        run: () => this.samples.sweepOrphans(),
       },
       {
         name: 'purge-idempotency-keys',

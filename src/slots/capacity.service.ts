@@ -7,11 +7,17 @@ import { ProviderRegistry } from '../providers/provider-registry';
 import { addJobReplacingFinished } from '../queue/add-job';
 import { JobName, QueueName, type JobPayloads } from '../queue/queues';
 import { SampleStorage } from '../voice/sample-storage.port';
+import type { Voice } from '../voice/voice';
 import { VoiceRepository } from '../voice/voice.repository';
 import { CloneBudgetService } from './clone-budget.service';
 import { DispatcherService } from './dispatcher.service';
 import { SlotsRepository } from './slots.repository';
 import { addLogContext } from '../observability/log-context';
+
+/** The clean-up sweep's period in scheduler ticks, and the first back-off of a failed removal. */
+export const SWEEP_CLEANUPS_TICKS = 3;
+/** A removal failing for good is tried again at least this often (seconds). */
+const MAX_SAMPLE_REMOVAL_BACKOFF_SECONDS = 3600;
 
 /** Keeps the slot pool's numbers true: account limits, foreign voices, remote clean-ups. */
 @Injectable()
@@ -84,6 +90,8 @@ export class CapacityService {
     const voice = await this.voices.findById(voiceId);
     if (voice) addLogContext({ userId: voice.userId, provider: voice.provider });
     if (!voice) return;
+    // First, as it needs no provider: a provider outage must not keep the sample.
+    if (voice.status === 'deleted' && voice.sampleRemovalPending) await this.removeSample(voice);
     // Only for voices that gave up their slot: a voice queued or allocating again (an admin
     // retry) may be creating a remote voice under the same key right now.
     if (voice.remoteCleanupPending && (voice.status === 'failed' || voice.status === 'deleted')) {
@@ -99,6 +107,30 @@ export class CapacityService {
         this.dispatcher.nudge(voice.provider);
       }
     }
-    if (voice.status === 'deleted') await this.storage.remove(voice.sample.key);
+  }
+
+  /**
+   * A failed removal (object storage refusing, a disk error) stays pending in Postgres with a
+   * back-off, and the clean-up sweep schedules it again when that has passed: it is never
+   * swallowed, and never retried faster than the back-off allows.
+   */
+  private async removeSample(voice: Voice): Promise<void> {
+    const ctx = { voiceId: voice.id, key: voice.sample.key };
+    try {
+      await this.storage.remove(voice.sample.key);
+    } catch (err) {
+      const failed = await this.voices.sampleRemovalFailed(
+        voice.id,
+        this.config.SCHEDULER_TICK_SECONDS * SWEEP_CLEANUPS_TICKS,
+        MAX_SAMPLE_REMOVAL_BACKOFF_SECONDS,
+      );
+      this.logger.warn(
+        { err, ...ctx, ...failed },
+        'sample removal failed; retried after a back-off',
+      );
+      return;
+    }
+    await this.voices.sampleRemoved(voice.id);
+    this.logger.log(ctx, 'sample removed');
   }
 }

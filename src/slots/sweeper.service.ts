@@ -10,8 +10,9 @@ const SWEEP_BATCH = 100;
 
 /**
  * Resolves what crashes and lost jobs leave behind: allocations whose lease expired are adopted
- * (the remote voice exists under our key) or queued again; clean-ups whose job was lost are
- * scheduled again. Runs in the scheduler role, once per tick across replicas.
+ * (the remote voice exists under our key) or queued again; clean-ups (remote voices, deleted
+ * voices' samples) whose job was lost are scheduled again. Runs in the scheduler role, once per
+ * tick across replicas.
  */
 @Injectable()
 export class SweeperService {
@@ -94,9 +95,17 @@ export class SweeperService {
     return true;
   }
 
+  /**
+   * Schedules the clean-up again for voices whose remote voice or (deleted) sample is still
+   * pending in Postgres: its job was lost with Redis, failed for good, or its last removal failed
+   * and its back-off has passed.
+   */
   async sweepCleanups(): Promise<number> {
-    const ids = await this.voices.cleanupPending(SWEEP_BATCH);
+    const ids = new Set([
+      ...(await this.voices.cleanupPending(SWEEP_BATCH)),
+      ...(await this.voices.sampleRemovalsDue(SWEEP_BATCH)),
+    ]);
     for (const id of ids) await this.capacity.scheduleCleanup(id);
-    return ids.length;
+    return ids.size;
   }
 }

@@ -8,7 +8,12 @@ import { PROVIDER_NAMES } from '../config/app-config';
 import { AppConfig } from '../config/config.module';
 import { ApiError } from '../common/problem';
 import { probeAudio, sniffAudio, UnreadableAudioError, type AudioInfo } from './audio-probe';
-import { SampleStorage, SampleTooLargeError, type StoredSample } from './sample-storage.port';
+import {
+  sampleKeyOf,
+  SampleStorage,
+  SampleTooLargeError,
+  type StoredSample,
+} from './sample-storage.port';
 
 export const uploadFieldsSchema = z.object({
   name: z
@@ -78,7 +83,7 @@ export class UploadService {
       throw this.tooLarge();
     }
     const voiceId = randomUUID();
-    const key = `${voiceId.slice(0, 2)}/${voiceId}`;
+    const key = sampleKeyOf(voiceId);
     const { stored, fields, problems, clientContentType, clientFilename } = await this.parse(
       headers,
       body,
@@ -96,7 +101,7 @@ export class UploadService {
     try {
       sample = await stored;
     } catch (err) {
-      await this.storage.remove(key).catch(() => undefined);
+      await this.discard(key, null);
       if (err instanceof SampleTooLargeError) throw this.tooLarge();
       this.logger.error({ err }, 'sample storage failed');
       throw this.storageUnavailable();
@@ -123,15 +128,22 @@ export class UploadService {
         audio,
       };
     } catch (err) {
-      await this.storage.remove(key).catch(() => undefined);
+      await this.discard(key, null);
       throw err;
     }
   }
 
-  /** Removes what a failed upload may have written. */
+  /**
+   * Removes what a failed upload may have written. A removal that fails leaves a sample with no
+   * row: logged here, and removed by the orphan sweep (SampleSweeperService) once it is old enough.
+   */
   async discard(key: string, stored: Promise<StoredSample> | null): Promise<void> {
     if (stored) await stored.catch(() => undefined);
-    await this.storage.remove(key).catch(() => undefined);
+    await this.storage
+      .remove(key)
+      .catch((err: unknown) =>
+        this.logger.warn({ err, key }, 'could not remove a refused sample; the orphan sweep will'),
+      );
   }
 
   /**

@@ -4,17 +4,19 @@ import { InstrumentedSampleStorage } from '../observability/instrumented-sample-
 import { LocalSampleStorage } from './local-sample-storage';
 import { S3SampleStorage } from './s3-sample-storage';
 import { SampleStorage } from './sample-storage.port';
+import { SampleSweeperService } from './sample-sweeper.service';
 import { VoiceEventsListener } from './voice-events.listener';
 import { VoiceRepository } from './voice.repository';
 
 /**
- * Voice persistence, its notifications and sample storage: shared by the voice use cases and the
+ * Voice persistence, its notifications and sample storage (with its orphan sweep): shared by the voice use cases and the
  * slot machinery (which re-derives its timers when the notification connection comes back).
  */
 @Module({
   providers: [
     VoiceRepository,
     VoiceEventsListener,
+    SampleSweeperService,
     {
       provide: SampleStorage,
       inject: [AppConfig],
@@ -33,6 +35,6 @@ import { VoiceRepository } from './voice.repository';
         ),
     },
   ],
-  exports: [VoiceRepository, VoiceEventsListener, SampleStorage],
+  exports: [VoiceRepository, VoiceEventsListener, SampleStorage, SampleSweeperService],
 })
 export class VoiceDataModule {}

@@ -410,6 +410,8 @@ export class VoiceService {
         ),
         allocationLeaseExpiresAt: null,
         leaseExpiresAt: null,
+        // Whatever state it left, its sample goes; recorded here so a lost job cannot forget it.
+        sampleRemovalDueAt: sql('now()'),
       },
       event: { type: 'deleted', reason: 'user_delete' },
     });

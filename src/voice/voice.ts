@@ -22,6 +22,8 @@ export interface Voice {
   readyAt: Date | null;
   remoteVoiceId: string | null;
   remoteCleanupPending: boolean;
+  /** Deleted, and its sample not yet confirmed gone from storage. */
+  sampleRemovalPending: boolean;
   sample: {
     key: string;
     contentType: string;
@@ -58,6 +60,7 @@ export interface VoiceRow {
   ready_at: Date | null;
   remote_voice_id: string | null;
   remote_cleanup_pending: boolean;
+  sample_removal_due_at: Date | null;
   sample_key: string;
   sample_content_type: string;
   sample_filename: string;
@@ -93,6 +96,7 @@ export function voiceFromRow(r: VoiceRow): Voice {
     readyAt: r.ready_at,
     remoteVoiceId: r.remote_voice_id,
     remoteCleanupPending: r.remote_cleanup_pending,
+    sampleRemovalPending: r.sample_removal_due_at !== null,
     sample: {
       key: r.sample_key,
       contentType: r.sample_content_type,
