@@ -103,7 +103,12 @@ function crashed(
     machine: host,
     params: {},
     results: { error: message },
-    checks: [mustEqual(mode, name, 'ran to the end without an error', 0, 1, firstLine)],
+    checks: [
+      {
+        ...mustEqual(mode, name, 'ran to the end without an error', 0, 1, firstLine),
+        target: 'no error',
+      },
+    ],
   };
 }
 

@@ -106,7 +106,7 @@ export function verdict(c: Check): string {
   return c.pass === null ? 'n/a (quick)' : c.pass ? 'PASS' : 'MISS';
 }
 
-const minute = (iso: string) => `${iso.slice(0, 16).replace('T', ' ')}Z`;
+const when = (iso: string) => `${iso.slice(0, 19).replace('T', ' ')}Z`;
 
 /**
  * The Markdown summary: one table of every check, each row naming the run (`npm run bench`
@@ -124,10 +124,10 @@ export function summaryMarkdown(
   const runs = [...new Set(results.map(runOf))].sort();
   const older = results.filter((r) => runOf(r) !== runId).map((r) => r.scenario);
   const lines = [
-    `# Benchmark results (${mode} run ${minute(runId)})`,
+    `# Benchmark results (${mode} run ${when(runId)})`,
     '',
     older.length
-      ? `**Rows from ${runs.length} different runs.** This run (${minute(runId)}) ran ` +
+      ? `**Rows from ${runs.length} different runs.** This run (${when(runId)}) ran ` +
         `${
           results
             .filter((r) => runOf(r) === runId)
@@ -136,7 +136,7 @@ export function summaryMarkdown(
         }; ` +
         `${older.join(', ')} ${older.length === 1 ? 'is' : 'are'} from earlier runs, shown as they were ` +
         'then (the column "run" says which). Compare figures across runs with care: the machine is shared.'
-      : `Every row is from this run (${minute(runId)}).`,
+      : `Every row is from this run (${when(runId)}).`,
     '',
     `Machine: ${machine.cpuModel} × ${machine.cpuCount}, ${machine.totalMemoryGiB} GiB, ${machine.os}; ` +
       `Node ${machine.node}, PostgreSQL ${machine.postgres}, Redis ${machine.redis}.`,
@@ -150,7 +150,7 @@ export function summaryMarkdown(
     '| --- | --- | --- | --- | --- | --- |',
   ];
   for (const r of results) {
-    const run = runOf(r) === runId ? `this run` : `**${minute(runOf(r))}**`;
+    const run = runOf(r) === runId ? `this run` : `**${when(runOf(r))}**`;
     for (const c of r.checks)
       lines.push(
         `| ${run} | ${c.scenario} | ${c.metric} | ${c.display} | ${c.target} | ${verdict(c)} |`,
@@ -159,7 +159,7 @@ export function summaryMarkdown(
   lines.push('');
   for (const r of results) {
     lines.push(
-      `- \`${r.scenario}.json\`: run ${minute(runOf(r))}, scenario started ` +
+      `- \`${r.scenario}.json\`: run ${when(runOf(r))}, scenario started ` +
         `${r.startedAt.slice(0, 19)}Z, ${r.durationSeconds} s`,
     );
   }

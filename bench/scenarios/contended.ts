@@ -553,13 +553,20 @@ async function drive(
   );
   // New sessions stop after the arrival window; whatever still waits after the drain time counts
   // as unfinished (with its wait so far).
-  await sleep(p.arrivalSeconds * 1000);
-  stopAt = now() + p.drainTimeoutSeconds * 1000;
-  await Promise.all(loops);
-  clearInterval(ticker);
-  sampling = false;
-  await sampling$;
-  await sampler.end();
+  const looping = Promise.all(loops);
+  // Awaited below; a loop that crashes (not a request error: those are counted) must fail the
+  // scenario, not the whole process as an unhandled rejection while the arrival window runs.
+  looping.catch(() => undefined);
+  try {
+    await Promise.race([sleep(p.arrivalSeconds * 1000), looping]);
+    stopAt = now() + p.drainTimeoutSeconds * 1000;
+    await looping;
+  } finally {
+    clearInterval(ticker);
+    sampling = false;
+    await sampling$;
+    await sampler.end();
+  }
 
   const counts = await world.db(async (c) => {
     const { rows } = await c.query<{ reclaims: number; allocations: number }>(
