@@ -134,8 +134,9 @@ export function summaryMarkdown(
             .map((r) => r.scenario)
             .join(', ') || 'nothing'
         }; ` +
-        `${older.join(', ')} ${older.length === 1 ? 'is' : 'are'} from earlier runs, shown as they were ` +
-        'then (the column "run" says which). Compare figures across runs with care: the machine is shared.'
+        `${older.join(', ')} ${older.length === 1 ? 'is from an earlier run' : 'are from earlier runs'}, ` +
+        'shown as they were then (the column "run" says which). Compare figures across runs with ' +
+        'care: the machine is shared.'
       : `Every row is from this run (${when(runId)}).`,
     '',
     `Machine: ${machine.cpuModel} × ${machine.cpuCount}, ${machine.totalMemoryGiB} GiB, ${machine.os}; ` +
