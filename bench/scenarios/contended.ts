@@ -537,6 +537,8 @@ async function drive(
       await sleep(200);
     }
   })();
+  // Awaited at the end; a failed sample must fail the scenario, not crash the process meanwhile.
+  sampling$.catch(() => undefined);
 
   progress(
     `contended/${strategy}: ${p.users * p.loopsPerUser} usage loops for ${p.arrivalSeconds} s`,
