@@ -1,4 +1,4 @@
-/** Queue depth and slots in use over time, sampled. */
+/** Queue depth (the service's rows) and voices held at the provider over time, sampled. */
 export type Series = { t: number; queued: number; held: number }[];
 
 export interface Panel {
@@ -76,7 +76,7 @@ export function contendedChart(panels: Panel[]): string {
     `<line x1="${M.left}" x2="${M.left + 24}" y1="${legendY - 4}" y2="${legendY - 4}" stroke="#e8710a" stroke-width="2"/>`,
     `<text x="${M.left + 30}" y="${legendY}" font-size="12">queue depth (queued voices)</text>`,
     `<line x1="${M.left + 230}" x2="${M.left + 254}" y1="${legendY - 4}" y2="${legendY - 4}" stroke="#1a73e8" stroke-width="2"/>`,
-    `<text x="${M.left + 260}" y="${legendY}" font-size="12">slots in use (allocating, ready, reclaiming)</text>`,
+    `<text x="${M.left + 260}" y="${legendY}" font-size="12">voices held at the provider (sampled)</text>`,
     `<line x1="${M.left + 530}" x2="${M.left + 554}" y1="${legendY - 4}" y2="${legendY - 4}" stroke="#888" stroke-dasharray="5 4"/>`,
     `<text x="${M.left + 560}" y="${legendY}" font-size="12">slot limit</text>`,
     '</svg>',

@@ -1,6 +1,7 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { dirname } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Client } from 'pg';
 
 export const PG_URL = process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432';
@@ -185,4 +186,35 @@ export function machineCpuMs(): { busy: number; total: number } {
   const idle = v[3] + (v[4] ?? 0);
   const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
   return { busy: (total - idle) * 10, total: total * 10 };
+}
+
+const ROOT = resolve(__dirname, '../..');
+
+/**
+ * A bench script (bench/*.ts) as a child process of the same Node, through the same TypeScript
+ * loader, with only PATH and `env` in its environment. Its output is collected in `output()`.
+ */
+export function spawnScript(
+  script: string,
+  env: Record<string, string>,
+): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  const child = spawn(
+    process.execPath,
+    [
+      '--disable-warning=ExperimentalWarning',
+      '--import',
+      join(ROOT, 'bench/register.mts'),
+      join(ROOT, script),
+    ],
+    {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let output = '';
+  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return { child, output: () => output, exited };
 }

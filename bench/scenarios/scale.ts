@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import { DataSource, type Logger } from 'typeorm';
 import { dataSourceOptions } from '../../src/database/data-source';
 import { ReclaimRepository } from '../../src/reclaim/reclaim.repository';
+import { decide } from '../../src/policy/reclaim-policy';
 import { chooseVictims, UNLIMITED_CLONES } from '../../src/reclaim/victim-choice';
 import { SlotsRepository, type ClaimOptions } from '../../src/slots/slots.repository';
 import { VoiceRepository } from '../../src/voice/voice.repository';
@@ -18,7 +19,7 @@ import {
   type Distribution,
   type Machine,
 } from '../lib/common';
-import { check, info, type Check, type Mode, type ScenarioResult } from '../lib/report';
+import { check, info, mustEqual, type Check, type Mode, type ScenarioResult } from '../lib/report';
 import {
   insertQueued,
   openSandbox,
@@ -100,7 +101,48 @@ export async function scale(
       `allocations (peak ${memory.peakMiB} MiB)`,
   );
   const growth = memory.afterMiB / memory.beforeMiB;
+  const v = db.correctness;
   const checks: Check[] = [
+    mustEqual(
+      mode,
+      'scale',
+      `claims that took other than ${CLAIM.max} (or 1) voices`,
+      v.claimsWrongSize,
+      0,
+      `${v.claimsWrongSize} of ${v.claims}`,
+    ),
+    mustEqual(
+      mode,
+      'scale',
+      'claimed voices out of fair order (fair_tag, queued_at, id of the queue before)',
+      v.claimedOutOfOrder,
+      0,
+      `${v.claimedOutOfOrder} of ${v.claimed}`,
+    ),
+    mustEqual(
+      mode,
+      'scale',
+      `victim choices that took other than ${VICTIMS.max} voices`,
+      v.victimChoicesWrongSize,
+      0,
+      `${v.victimChoicesWrongSize} of ${v.victimChoices}`,
+    ),
+    mustEqual(
+      mode,
+      'scale',
+      'victims under an activation lease (half the ready voices hold one)',
+      v.leasedVictims,
+      0,
+      `${v.leasedVictims} of ${v.victims}`,
+    ),
+    mustEqual(
+      mode,
+      'scale',
+      "victims marked other than the policy module's choice on the same snapshot",
+      v.victimsNotChosen,
+      0,
+      `${v.victimsNotChosen} of ${VICTIMS.max}`,
+    ),
     check(mode, {
       scenario: 'scale',
       metric: `claim of 50 at ${label(queued)} queued / ${label(total)} rows, p95`,
@@ -244,47 +286,101 @@ async function databaseAtScale(queued: number, total: number, reps: number) {
       });
     });
 
-    // Claims: room for every repetition, so each takes the next 50 in fair order.
+    // Claims: room for every repetition, so each takes the next 50 in fair order. Every claim's
+    // voices are checked afterwards against the queue's order before the first claim.
     await slots.setLimits('elevenlabs', { configuredLimit: READY + (CLAIM.max + 1) * (reps + 10) });
+    const toClaim = (reps + 3) * (CLAIM.max + 1) + CLAIM.max;
+    const fairOrder = (
+      await ds.query<{ id: string }[]>(
+        `SELECT id FROM voices WHERE provider = 'elevenlabs' AND status = 'queued'
+          ORDER BY fair_tag, queued_at, id LIMIT $1`,
+        [toClaim],
+      )
+    ).map((r) => r.id);
+    const claimedIds: string[] = [];
+    let claims = 0;
+    let claimsWrongSize = 0;
+    const claimAndRecord = async (max: number) => {
+      const claimed = await slots.claim('elevenlabs', { ...CLAIM, max });
+      claims++;
+      if (claimed.length !== max) claimsWrongSize++;
+      for (const c of claimed) claimedIds.push(c.voiceId);
+    };
     progress(`scale: ${reps} claims of ${CLAIM.max}`);
-    const claimMs = await timed(reps, async () => {
-      const claimed = await slots.claim('elevenlabs', CLAIM);
-      if (claimed.length !== CLAIM.max) throw new Error(`claimed ${claimed.length}`);
-    });
+    const claimMs = await timed(reps, () => claimAndRecord(CLAIM.max));
     // The steady state: one slot frees, one voice is claimed.
-    const claimOneMs = await timed(reps, async () => {
-      const claimed = await slots.claim('elevenlabs', { ...CLAIM, max: 1 });
-      if (claimed.length !== 1) throw new Error(`claimed ${claimed.length}`);
-    });
+    const claimOneMs = await timed(reps, () => claimAndRecord(1));
     capture.statements = [];
     capture.recording = true;
-    await slots.claim('elevenlabs', CLAIM);
+    await claimAndRecord(CLAIM.max);
     capture.recording = false;
     const claimPlans = await explain(ds, capture.statements);
+    const claimedOutOfOrder =
+      claimedIds.filter((id, i) => fairOrder[i] !== id).length +
+      Math.abs(claimedIds.length - toClaim);
 
     // Victims: no free slot, a backlog; the chosen voices go back to ready after each run so
-    // every repetition chooses among the same ready voices.
+    // every repetition chooses among the same ready voices. Every other ready voice holds an
+    // activation lease: a choice that ignored leases would take some of them.
     const held = (await slots.capacity('elevenlabs')).held;
     await slots.setLimits('elevenlabs', { configuredLimit: held });
+    await ds.query(
+      `UPDATE voices v SET lease_expires_at = now() + interval '1 hour'
+         FROM (SELECT id, row_number() OVER (ORDER BY id) AS k FROM voices
+                WHERE provider = 'elevenlabs' AND status = 'ready') r
+        WHERE v.id = r.id AND r.k % 2 = 0`,
+    );
+    const leased = new Set(
+      (
+        await ds.query<{ id: string }[]>(
+          `SELECT id FROM voices WHERE provider = 'elevenlabs' AND status = 'ready'
+              AND lease_expires_at > now()`,
+        )
+      ).map((r) => r.id),
+    );
     progress(`scale: ${reps} victim choices among ${READY} ready voices`);
     const restore = async (ids: string[]) => {
       await ds.query(`UPDATE voices SET status = 'ready' WHERE id = ANY($1::uuid[])`, [ids]);
     };
     let picks: string[] = [];
+    let victimChoices = 0;
+    let victimChoicesWrongSize = 0;
+    let victims = 0;
+    let leasedVictims = 0;
+    const recordVictims = (ids: string[]) => {
+      victimChoices++;
+      if (ids.length !== VICTIMS.max) victimChoicesWrongSize++;
+      victims += ids.length;
+      leasedVictims += ids.filter((id) => leased.has(id)).length;
+    };
     const victimsMs = await timed(
       reps,
       async () => {
-        const victims = await pickVictims(reclaim);
-        if (victims.length !== VICTIMS.max) throw new Error(`picked ${victims.length}`);
-        picks = victims.map((v) => v.voiceId);
+        picks = (await pickVictims(reclaim)).map((v) => v.voiceId);
+        recordVictims(picks);
       },
       () => restore(picks),
     );
+    // The marked voices must be the policy module's own choice on the same state.
+    const snap = await reclaim.snapshot('elevenlabs', VICTIMS.max);
+    const expected = decide('service', {
+      now: snap.now,
+      slots: snap.slots,
+      held: snap.held.map((h) => h.voice),
+      busy: snap.busy,
+      waiting: snap.waiting,
+      allowance: VICTIMS.allowance,
+      rules: VICTIMS.rules,
+    }).evict.slice(0, VICTIMS.max);
     capture.statements = [];
     capture.recording = true;
-    const picked = await pickVictims(reclaim);
+    const picked = (await pickVictims(reclaim)).map((v) => v.voiceId);
     capture.recording = false;
-    await restore(picked.map((v) => v.voiceId));
+    recordVictims(picked);
+    const victimsNotChosen =
+      picked.filter((id) => !expected.includes(id)).length +
+      Math.abs(picked.length - expected.length);
+    await restore(picked);
     const victimPlans = await explain(ds, capture.statements);
 
     // Activation: over HTTP against an API replica on this database, for a ready voice (the hot
@@ -332,6 +428,18 @@ async function databaseAtScale(queued: number, total: number, reps: number) {
       claimOneMs,
       victimsMs,
       activation: { readyMs, queuedMs, lastQueuePosition: position?.position ?? null },
+      correctness: {
+        claims,
+        claimsWrongSize,
+        claimed: claimedIds.length,
+        claimedOutOfOrder,
+        victimChoices,
+        victimChoicesWrongSize,
+        victims,
+        leasedVictims,
+        leasedReadyVoices: leased.size,
+        victimsNotChosen,
+      },
       explain: { claim: claimPlans, victims: victimPlans, activationReadPath: activationPlans },
     };
   } finally {

@@ -8,6 +8,8 @@ declare module 'autocannon' {
     method?: string;
     headers?: Record<string, string>;
     body?: string;
+    /** Called with each response body; a falsy answer counts in `mismatches`. */
+    verifyBody?: (body: string) => boolean;
   }
 
   export interface Histogram {
@@ -29,6 +31,8 @@ declare module 'autocannon' {
     errors: number;
     timeouts: number;
     non2xx: number;
+    mismatches: number;
+    statusCodeStats: Record<string, { count: number }>;
     '2xx': number;
     duration: number;
   }

@@ -100,6 +100,18 @@ describe('provider sandbox with the real adapters', () => {
       expect(sandbox.state().elevenlabs).toMatchObject({ held: 2, maxHeld: 3, deleteCount: 1 });
     });
 
+    it('records the voices held over time, at each create and delete', async () => {
+      const a = await el.createVoice(req('h1'));
+      await el.createVoice(req('h2'));
+      await el.deleteVoice(a.remoteVoiceId);
+      sandbox.removeVoice('elevenlabs', sandbox.state().elevenlabs.voices[0].id);
+      const history = sandbox.heldOverTime('elevenlabs');
+      expect(history.map((h) => h.held)).toEqual([0, 1, 2, 1, 0]);
+      expect(history.every((h, i) => i === 0 || h.at >= history[i - 1].at)).toBe(true);
+      sandbox.reset();
+      expect(sandbox.heldOverTime('elevenlabs').map((h) => h.held)).toEqual([0]);
+    });
+
     it('answers voice_limit_reached when full, which the adapter calls capacity', async () => {
       for (const k of ['a', 'b', 'c']) await el.createVoice(req(k));
       const err = await caught(el.createVoice(req('d')));

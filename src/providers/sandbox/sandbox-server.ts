@@ -197,6 +197,12 @@ export interface SandboxHandle {
   removeVoice(provider: ProviderName, id: string): boolean;
   /** Same as POST /_sandbox/reconciliation-mark: count keyed deletes from now on. */
   markReconciliation(): void;
+  /**
+   * Voices taking a slot over time: one entry per change (epoch ms, the count from then on),
+   * starting with the count at the last reset; the latest HELD_HISTORY_MAX changes. Utilisation is
+   * counted from this, at the provider, not from the service's own view.
+   */
+  heldOverTime(provider: ProviderName): ReadonlyArray<{ at: number; held: number }>;
   /** Stops listening and drops every connection, held ones included. */
   close(): Promise<void>;
 }
@@ -209,6 +215,7 @@ interface StoredVoice extends SandboxVoice {
 
 interface ProviderStore {
   voices: Map<string, StoredVoice>;
+  heldHistory: Array<{ at: number; held: number }>;
   /** Sequence numbers of every id ever seen, so a cursor on a deleted voice still works. */
   seqOf: Map<string, number>;
   stats: Omit<SandboxProviderState, 'voices' | 'held' | 'limit' | 'duplicateKeys'>;
@@ -230,6 +237,8 @@ const DEFAULT_HOLD_MS = 60_000;
 const DEFAULT_CLONE_BUDGET = 1_000_000;
 const DEFAULT_BUDGET_PERIOD_SECONDS = 30 * 86_400;
 const MAX_UPLOAD_BYTES = 50 * 1024 * 1024;
+/** Changes of the held count kept for heldOverTime: a long-running sandbox stays bounded. */
+export const HELD_HISTORY_MAX = 100_000;
 
 function emptyStats(): ProviderStore['stats'] {
   return {
@@ -282,7 +291,12 @@ class Sandbox {
   }
 
   private emptyStore(): ProviderStore {
-    return { voices: new Map(), seqOf: new Map(), stats: emptyStats() };
+    return {
+      voices: new Map(),
+      heldHistory: [{ at: Date.now(), held: 0 }],
+      seqOf: new Map(),
+      stats: emptyStats(),
+    };
   }
 
   reset(): void {
@@ -405,6 +419,18 @@ class Sandbox {
     return n;
   }
 
+  heldOverTime(p: ProviderName): ReadonlyArray<{ at: number; held: number }> {
+    return this.stores[p].heldHistory;
+  }
+
+  /** Records the held count after a voice came or went. */
+  private noteHeld(p: ProviderName, held = this.held(p)): void {
+    const history = this.stores[p].heldHistory;
+    if (history[history.length - 1].held === held) return;
+    history.push({ at: Date.now(), held });
+    if (history.length > HELD_HISTORY_MAX) history.splice(0, history.length - HELD_HISTORY_MAX);
+  }
+
   addVoice(
     p: ProviderName,
     v: Omit<StoredVoice, 'seq' | 'id' | 'createdAt' | 'createdAtMs' | 'idempotencyKey'>,
@@ -430,6 +456,7 @@ class Sandbox {
     store.voices.set(id, voice);
     store.seqOf.set(id, voice.seq);
     const held = this.held(p);
+    this.noteHeld(p, held);
     store.stats.maxHeld = Math.max(store.stats.maxHeld, held);
     const serviceLimit = this.cfg.serviceLimit[p];
     if (serviceLimit !== null)
@@ -455,6 +482,7 @@ class Sandbox {
     const voice = store.voices.get(id);
     if (!voice) return false;
     store.voices.delete(id);
+    this.noteHeld(p);
     if (voice.idempotencyKey && store.stats.keyedDeletesSinceMark !== null)
       store.stats.keyedDeletesSinceMark++;
     return true;
@@ -480,7 +508,9 @@ class Sandbox {
   }
 
   removeVoice(p: ProviderName, id: string): boolean {
-    return this.stores[p].voices.delete(id);
+    const removed = this.stores[p].voices.delete(id);
+    this.noteHeld(p);
+    return removed;
   }
 
   store(p: ProviderName): ProviderStore {
@@ -1152,6 +1182,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<SandboxHa
     addForeignVoice: (provider, input) => sb.addForeignVoice(provider, input),
     removeVoice: (provider, id) => sb.removeVoice(provider, id),
     markReconciliation: () => sb.markReconciliation(),
+    heldOverTime: (provider) => sb.heldOverTime(provider),
     close: () => {
       closed ??= new Promise<void>((resolve) => {
         sb.abort();
