@@ -87,7 +87,7 @@ describe('S3 sample storage', () => {
       headers: { Authorization: `Bearer ${alice.token}`, 'Content-Type': contentType },
       body: Readable.toWeb(Readable.from([body.subarray(0, 65_536), body.subarray(65_536)])),
       duplex: 'half',
-    } as RequestInit);
+    });
     expect(res.status).toBe(413);
     expect(((await res.json()) as { code: string }).code).toBe('sample_too_large');
     // Below one multipart part (5 MiB) the SDK holds the bytes until it has a part, so a refused
