@@ -8,6 +8,7 @@ import {
 } from '@nestjs/swagger';
 import { RequireScopes } from '../auth/auth.guard';
 import { ApiError } from '../common/problem';
+import { RateLimited } from '../common/rate-limit';
 import { ProviderRegistry } from '../providers/provider-registry';
 import { CapacityService } from '../slots/capacity.service';
 import { CloneBudgetService } from '../slots/clone-budget.service';
@@ -32,6 +33,7 @@ const uuidPipe = new ParseUUIDPipe({
 @ApiTags('admin')
 @ApiBearerAuth()
 @RequireScopes('admin')
+@RateLimited()
 @Controller({ version: '1' })
 export class AdminController {
   constructor(

@@ -20,8 +20,13 @@ import { ApiError } from './problem';
 import { RouteMemo } from './route-memo';
 import { RedisThrottlerStorage, type ThrottlerStorageRecord } from './redis-throttler.storage';
 
-/** The limited actions; each has its own per-minute budget per user (see RATE_LIMIT_* in config). */
-export const RATE_LIMITS = ['uploads', 'activations'] as const;
+/**
+ * The limited actions; each has its own per-minute budget per user (see RATE_LIMIT_* in config).
+ * Uploads and activations are counted per route; every other route of a limited controller
+ * spends the user's `reads` budget (GET, HEAD) or `writes` budget (anything else), shared by all
+ * of those routes, so reads stay available when writes are spent and the other way round.
+ */
+export const RATE_LIMITS = ['uploads', 'activations', 'reads', 'writes'] as const;
 export type RateLimitName = (typeof RATE_LIMITS)[number];
 
 const WINDOW_MS = 60_000;
@@ -53,7 +58,7 @@ interface Budget {
 @Injectable()
 export class RateLimitGuard implements CanActivate {
   private readonly budgets: Record<RateLimitName, Budget>;
-  private readonly routes = new RouteMemo<{ budget: Budget; keyPrefix: string } | null>();
+  private readonly routes = new RouteMemo<{ budget: Budget; keyPrefix: string }>();
   private readonly keys = new LruCache<string, string>(KEYS_REMEMBERED);
 
   constructor(
@@ -77,13 +82,14 @@ export class RateLimitGuard implements CanActivate {
     this.budgets = {
       uploads: budget('uploads', config.RATE_LIMIT_UPLOADS_PER_MINUTE),
       activations: budget('activations', config.RATE_LIMIT_ACTIVATIONS_PER_MINUTE),
+      reads: budget('reads', config.RATE_LIMIT_READS_PER_MINUTE),
+      writes: budget('writes', config.RATE_LIMIT_WRITES_PER_MINUTE),
     };
   }
 
   /** Synchronous when this replica can answer the hit itself (see RedisThrottlerStorage). */
   canActivate(context: ExecutionContext): boolean | Promise<boolean> {
     const route = this.routeOf(context);
-    if (!route) return true;
     const http = context.switchToHttp();
     const req = http.getRequest<Request & { principal?: Principal }>();
     const res = http.getResponse<Response>();
@@ -99,15 +105,20 @@ export class RateLimitGuard implements CanActivate {
       .then((hit) => admit(res, route.budget, hit));
   }
 
-  private routeOf(context: ExecutionContext): { budget: Budget; keyPrefix: string } | null {
+  private routeOf(context: ExecutionContext): { budget: Budget; keyPrefix: string } {
     return this.routes.get(context, () => {
       const handler = context.getHandler();
-      const name = this.reflector.get<RateLimitName | undefined>(RATE_LIMIT_KEY, handler);
-      if (!name) return null;
-      return {
-        budget: this.budgets[name],
-        keyPrefix: `${context.getClass().name}-${handler.name}-${name}`,
-      };
+      const own = this.reflector.get<RateLimitName | undefined>(RATE_LIMIT_KEY, handler);
+      if (own) {
+        return {
+          budget: this.budgets[own],
+          keyPrefix: `${context.getClass().name}-${handler.name}-${own}`,
+        };
+      }
+      // Every route of a method is the same kind, so the method of this first request decides.
+      const method = context.switchToHttp().getRequest<Request>().method;
+      const name: RateLimitName = method === 'GET' || method === 'HEAD' ? 'reads' : 'writes';
+      return { budget: this.budgets[name], keyPrefix: `all-${name}` };
     });
   }
 
@@ -130,6 +141,9 @@ function admit(res: Response, budget: Budget, hit: ThrottlerStorageRecord): true
   if (hit.isBlocked) {
     const retryAfter = String(Math.max(1, hit.timeToBlockExpire));
     res.setHeader(headers.retryAfter, retryAfter);
+    res.setHeader(headers.limit, budget.limitText);
+    res.setHeader(headers.remaining, '0');
+    res.setHeader(headers.reset, retryAfter);
     throw new ApiError(429, 'rate_limited', `Too many requests; retry in ${retryAfter} s`, {
       'Retry-After': retryAfter,
     });
@@ -140,16 +154,24 @@ function admit(res: Response, budget: Budget, hit: ThrottlerStorageRecord): true
   return true;
 }
 
-/** Limits a route by the named per-user budget (and by no other). */
+/**
+ * Limits every route of a controller per user: by the route's own budget (@RateLimit), else by
+ * the user's reads or writes budget.
+ */
+export function RateLimited(): ClassDecorator {
+  return applyDecorators(UseGuards(RateLimitGuard));
+}
+
+/** Gives a route of a @RateLimited controller its own per-user budget instead of reads/writes. */
 export function RateLimit(name: RateLimitName): MethodDecorator {
-  return applyDecorators(SetMetadata(RATE_LIMIT_KEY, name), UseGuards(RateLimitGuard));
+  return SetMetadata(RATE_LIMIT_KEY, name);
 }
 
 @Global()
 @Module({})
 class RateLimitModule {}
 
-/** The rate limiter's Redis storage, for every module's routes; routes opt in with @RateLimit. */
+/** The rate limiter's Redis storage, for every module's routes; controllers opt in with @RateLimited. */
 export function rateLimitModule(): DynamicModule {
   return {
     module: RateLimitModule,

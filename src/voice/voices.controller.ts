@@ -24,7 +24,7 @@ import type { Request, Response } from 'express';
 import { CurrentUser, RequireScopes } from '../auth/auth.guard';
 import type { Principal } from '../auth/auth.service';
 import { ApiError } from '../common/problem';
-import { RateLimit } from '../common/rate-limit';
+import { RateLimit, RateLimited } from '../common/rate-limit';
 import {
   ActivateQuery,
   ListVoicesQuery,
@@ -41,6 +41,7 @@ const uuidPipe = new ParseUUIDPipe({
 
 @ApiTags('voices')
 @ApiBearerAuth()
+@RateLimited()
 @Controller({ path: 'voices', version: '1' })
 export class VoicesController {
   constructor(private readonly voices: VoiceService) {}

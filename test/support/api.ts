@@ -15,7 +15,12 @@ export interface VoiceJson {
     sizeBytes: number;
     sha256: string;
   } | null;
-  queue: { position: number | null; estimatedReadyAt: string | null; waitReason?: string } | null;
+  queue: {
+    position: number | null;
+    positionAtLeast?: boolean;
+    estimatedReadyAt: string | null;
+    waitReason?: string;
+  } | null;
   lastUsedAt: string | null;
   leaseExpiresAt: string | null;
   failure: { code: string; message: string; attempts: number } | null;
