@@ -46,6 +46,11 @@ const CODE_BY_STATUS: Record<number, string> = {
   504: 'gateway_timeout',
 };
 
+/** Our generic code for an HTTP status (for errors nothing more specific describes). */
+export function codeForStatus(status: number): string {
+  return CODE_BY_STATUS[status] ?? (status >= 500 ? 'internal_error' : 'error');
+}
+
 function titleOf(status: number): string {
   const name = HttpStatus[status];
   return typeof name === 'string'
