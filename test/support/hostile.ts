@@ -82,13 +82,18 @@ export function subjectOf(token: string | null | undefined): string | null {
   }
 }
 
-/** Flips the case of the letters of `path` whose bit is set in `mask` (cycling through it). */
-export function mangleCase(path: string, mask: number): string {
+/**
+ * Flips the case of the letters of a route template whose bit is set in `mask` (cycling through
+ * it), leaving `{placeholders}` as they are.
+ */
+export function mangleCase(template: string, mask: number): string {
   let i = 0;
-  return path.replace(/[a-z]/gi, (c) => {
-    const flip = (mask >> (i++ % 31)) & 1;
-    return flip ? (c === c.toLowerCase() ? c.toUpperCase() : c.toLowerCase()) : c;
-  });
+  const flip = (c: string) =>
+    (mask >> (i++ % 31)) & 1 ? (c === c.toLowerCase() ? c.toUpperCase() : c.toLowerCase()) : c;
+  return template
+    .split(/(\{\w+\})/)
+    .map((part) => (part.startsWith('{') ? part : part.replace(/[a-z]/gi, flip)))
+    .join('');
 }
 
 /** Runs `fn` over `items`, `width` at a time, in order of start; every item runs exactly once. */
