@@ -256,6 +256,11 @@ describe('rate limits on two replicas', () => {
     );
     expect(reads.filter((r) => r.status === 200)).toHaveLength(READS);
     for (const r of reads.filter((x) => x.status !== 200)) expectLimited(r, 'reads', READS);
+    // The queue board spends the same budget, and refuses the same way.
+    expectLimited(await admin(0).request('GET', '/admin/queues/api/queues'), 'reads', READS);
+    expectLimited(await admin(1).request('GET', '/admin/queues'), 'reads', READS);
+    const other = new ApiClient(replicas[0].url, 'root2', 'admin');
+    expect((await other.request('GET', '/admin/queues/api/queues')).status).toBe(200);
     const writes = [];
     for (let i = 0; i < WRITES + 1; i++)
       writes.push(await admin(i % 2).request('POST', `/v1/admin/voices/${someId()}/retry`));

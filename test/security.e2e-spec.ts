@@ -48,6 +48,8 @@ describe('hostile input', () => {
   const fiveHundreds: string[] = [];
   /** Answers that showed a user something of another user's (ids, or alice's private name). */
   const crossTenant: string[] = [];
+  /** /v1 answers that a browser or proxy would be allowed to cache. */
+  const cacheable: string[] = [];
   const PRIVATE_NAME = `Private ${Math.random().toString(36).slice(2)}`;
   /** Routes where an admin sees every user's voices. */
   const ADMIN_VIEWS = /^\/(v1\/admin\/|admin\/queues)/;
@@ -106,6 +108,8 @@ describe('hostile input', () => {
             : [`content-type ${contentType}`];
       if (issues.length) throw new Error(`${method} ${path} ${res.status}: ${issues.join(', ')}`);
     }
+    if (/^\/v1\//i.test(path) && res.headers['cache-control'] !== 'no-store')
+      cacheable.push(`${method} ${path} -> ${res.status}`);
     const user = subjectOf(token);
     if (method === 'POST' && /^\/v1\/voices(\?|$)/.test(path) && res.status === 202 && user) {
       accepted.add(res.json.id);
@@ -1052,6 +1056,7 @@ describe('hostile input', () => {
 
     it('answered no request above with a 5xx, and is still the same process', async () => {
       expect(fiveHundreds).toEqual([]);
+      expect(cacheable).toEqual([]);
       expect(service.output).not.toMatch(/Unhandled|uncaught|FATAL/i);
       expect((await fetch(`${service.url}/health/live`)).status).toBe(200);
     });
