@@ -108,7 +108,9 @@ describe('hostile input', () => {
             : [`content-type ${contentType}`];
       if (issues.length) throw new Error(`${method} ${path} ${res.status}: ${issues.join(', ')}`);
     }
-    if (/^\/v1\//i.test(path) && res.headers['cache-control'] !== 'no-store')
+    // The path as sent: the URL parser resolves dot segments, `%2e%2e` included.
+    const sent = new URL(`${service.url}${path}`).pathname;
+    if (/^\/v1\//i.test(sent) && res.headers['cache-control'] !== 'no-store')
       cacheable.push(`${method} ${path} -> ${res.status}`);
     const user = subjectOf(token);
     if (method === 'POST' && /^\/v1\/voices(\?|$)/.test(path) && res.status === 202 && user) {
