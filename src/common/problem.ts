@@ -72,6 +72,11 @@ export function problemOf(status: number, code: string, detail: string): Problem
   };
 }
 
+/** Answers with a problem document (extension members, such as a tool's own `error`, allowed). */
+export function sendProblem(res: Response, problem: Problem & { error?: unknown }): Response {
+  return res.status(problem.status).type('application/problem+json').send(JSON.stringify(problem));
+}
+
 /** What body-parser and Express report, reduced to a stable code and a detail that echoes nothing. */
 const EXPRESS_ERRORS: Record<string, { code: string; detail: string }> = {
   'entity.parse.failed': { code: 'malformed_json', detail: 'The JSON body is malformed' },
@@ -108,7 +113,7 @@ export class ProblemFilter implements ExceptionFilter {
     }
     const headers = exception instanceof ApiError ? exception.headers : {};
     for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
-    res.status(problem.status).type('application/problem+json').send(JSON.stringify(problem));
+    sendProblem(res, problem);
   }
 
   private problemFor(exception: unknown): Problem {

@@ -16,7 +16,7 @@ import type { NextFunction, Request, Response } from 'express';
 import type { Principal } from '../auth/auth.service';
 import { AppConfig } from '../config/config.module';
 import { LruCache } from './lru-cache';
-import { ApiError, problemOf } from './problem';
+import { ApiError, problemOf, sendProblem } from './problem';
 import { RouteMemo } from './route-memo';
 import { RedisThrottlerStorage, type ThrottlerStorageRecord } from './redis-throttler.storage';
 
@@ -163,8 +163,7 @@ export function rateLimitMiddleware(limiter: RateLimiter) {
     const refuse = (err: unknown) => {
       if (!(err instanceof ApiError)) return next(err);
       for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
-      const problem = problemOf(err.getStatus(), err.code, err.message);
-      res.status(problem.status).type('application/problem+json').send(JSON.stringify(problem));
+      sendProblem(res, problemOf(err.getStatus(), err.code, err.message));
     };
     try {
       const admitted = limiter.hit(req, res, name, generalKeyPrefix(name));

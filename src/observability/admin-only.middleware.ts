@@ -1,6 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { AuthService, Principal } from '../auth/auth.service';
-import { codeForStatus, problemOf } from '../common/problem';
+import { codeForStatus, problemOf, sendProblem } from '../common/problem';
 
 /**
  * Express middleware for tools mounted outside Nest's routing (Bull Board): the same bearer
@@ -26,10 +26,7 @@ export function adminOnly(auth: AuthService) {
 
 function refuse(res: Response, status: number, code: string, detail: string): void {
   if (status === 401) res.setHeader('WWW-Authenticate', 'Bearer');
-  res
-    .status(status)
-    .type('application/problem+json')
-    .send(JSON.stringify(problemOf(status, code, detail)));
+  sendProblem(res, problemOf(status, code, detail));
 }
 
 /**
@@ -49,7 +46,7 @@ export function problemErrors() {
       );
       const error =
         typeof body === 'object' && body !== null && 'error' in body ? { error: body.error } : {};
-      return res.type('application/problem+json').send(JSON.stringify({ ...problem, ...error }));
+      return sendProblem(res, { ...problem, ...error });
     };
     next();
   };
