@@ -942,7 +942,11 @@ describe('hostile input', () => {
       const routeArb = fc.record({
         method: fc.constantFrom('GET', 'POST', 'DELETE', 'PUT', 'PATCH', 'OPTIONS', 'HEAD'),
         template: fc.constantFrom(...TEMPLATES),
-        caseMask: fc.option(fc.integer({ min: 1, max: 2 ** 31 - 1 }), { freq: 3 }),
+        // One request in four spells its route in another case.
+        caseMask: fc.oneof(
+          { arbitrary: fc.constant(null), weight: 3 },
+          { arbitrary: fc.integer({ min: 1, max: 2 ** 31 - 1 }), weight: 1 },
+        ),
         id: segmentArb,
         query: queryArb,
         token: tokenArb,
