@@ -10,6 +10,7 @@ export default tseslint.config(
       'node_modules/**',
       'coverage/**',
       'bench/results/**',
+      'test/generated/**',
       'eslint.config.mjs',
       'jest.config.js',
       'scripts/**',

@@ -3,6 +3,7 @@ import { APP_FILTER } from '@nestjs/core';
 import { LoggerModule } from 'nestjs-pino';
 import type { AppConfig } from './config/app-config';
 import { AdminModule } from './admin/admin.module';
+import { ApiDocsModule } from './api-docs/api-docs.module';
 import { AuthModule } from './auth/auth.module';
 import { ProblemFilter } from './common/problem';
 import { rateLimitModule } from './common/rate-limit';
@@ -33,7 +34,7 @@ export class AppModule {
         VoiceModule,
         SchedulerModule,
         ...(hasRole(config, 'api')
-          ? [rateLimitModule(), VoiceApiModule, AdminModule, QueueBoardModule]
+          ? [rateLimitModule(), VoiceApiModule, AdminModule, QueueBoardModule, ApiDocsModule]
           : []),
       ],
       providers: [{ provide: APP_FILTER, useClass: ProblemFilter }],

@@ -2,7 +2,8 @@ import type { Server } from 'node:http';
 import { VersioningType, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { SwaggerModule } from '@nestjs/swagger';
+import { openApiDocument } from './api-docs/openapi';
 import { Logger, PinoLogger } from 'nestjs-pino';
 import { AppModule } from './app.module';
 import { ConfigError, type AppConfig } from './config/app-config';
@@ -57,18 +58,7 @@ export async function startApp(config: AppConfig): Promise<INestApplication> {
   app.enableVersioning({ type: VersioningType.URI, defaultVersion: undefined });
   app.useGlobalPipes(new ApiValidationPipe());
   if (hasRole(config, 'api')) {
-    const document = SwaggerModule.createDocument(
-      app,
-      new DocumentBuilder()
-        .setTitle('Voice slots')
-        .setDescription(
-          'Upload voices, wait fairly for a cloned-voice slot at a TTS provider, and get a ready remote voice id. ' +
-            'Errors are application/problem+json with a stable `code`.',
-        )
-        .setVersion('1')
-        .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' })
-        .build(),
-    );
+    const document = openApiDocument(app);
     SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
   }
   // Explicit rather than Node's defaults (60 s, 300 s), so a slow-loris holding connections open

@@ -5,7 +5,10 @@ import { OtlpReceiver, type ReceivedSpan } from './support/otlp-receiver';
 import { parseMetrics, promtool, sampleValue } from './support/prometheus';
 import { ServiceProcess, TestWorld } from './support/service';
 
+// OTLP span kinds.
+const INTERNAL = 1;
 const SERVER = 2;
+const CLIENT = 3;
 
 /**
  * What an operator relies on, against the built service: one upload followed from its HTTP request
@@ -74,6 +77,18 @@ describe('observability end to end', () => {
     );
     const parentOf = (s: ReceivedSpan) => trace.find((p) => p.spanId === s.parentSpanId);
     expect(parentOf(clone)?.name).toBe('job allocate');
+    // Under the logical call, the HTTP request itself (undici), as a semconv client span.
+    const cloneUrl = `${sandbox.baseUrl('elevenlabs')}/v1/voices/add`;
+    const http = await receiver.waitFor((spans) =>
+      spans.find((s) => s.parentSpanId === clone.spanId && s.kind === CLIENT),
+    );
+    expect(clone.kind).toBe(INTERNAL);
+    expect(http.attributes).toMatchObject({
+      'http.request.method': 'POST',
+      'url.full': cloneUrl,
+      'http.response.status_code': 200,
+      'server.address': new URL(cloneUrl).hostname,
+    });
   });
 
   it('writes log lines that name the job, the voice, its user and provider, and the trace', async () => {

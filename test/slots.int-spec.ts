@@ -10,7 +10,7 @@ import {
 import { decide, type HeldVoice } from '../src/policy/reclaim-policy';
 import { firstUse, recordUse } from '../src/policy/voice-usage';
 import { ReclaimRepository } from '../src/reclaim/reclaim.repository';
-import { chooseVictims, UNLIMITED_CLONES } from '../src/reclaim/victim-choice';
+import { chooseIdleVictims, chooseVictims, UNLIMITED_CLONES } from '../src/reclaim/victim-choice';
 import { SlotsRepository } from '../src/slots/slots.repository';
 import { VoiceRepository, sql } from '../src/voice/voice.repository';
 import { TestWorld } from './support/service';
@@ -563,7 +563,12 @@ describe('slot pool on Postgres', () => {
       await queueVoice('b');
       const snap = await reclaim.snapshot('elevenlabs', 50);
       await voices.recordLastUse([id], [new Date()]);
-      expect(await reclaim.markVictims('elevenlabs', snap.held, UNLIMITED_CLONES)).toEqual([]);
+      expect(
+        await reclaim.markVictims('elevenlabs', snap.held, {
+          mode: 'backlog',
+          ...UNLIMITED_CLONES,
+        }),
+      ).toEqual([]);
     });
 
     it('keeps the use history an activation adds exactly as recordUse computes it', async () => {
@@ -593,20 +598,29 @@ describe('slot pool on Postgres', () => {
     });
   });
 
-  it('reclaims for cost only the voices idle past the threshold, and says so in the event', async () => {
+  it('reclaims for cost only the voices idle past the threshold and unprotected, and says so in the event', async () => {
     const reclaim = new ReclaimRepository(ds);
     await slots.setLimits('elevenlabs', { configuredLimit: 5 });
-    const [idle, busy] = [await queueVoice('a'), await queueVoice('b')];
-    expect(await claim('elevenlabs', 50)).toHaveLength(2);
+    const [idle, busy, leased, young] = [
+      await queueVoice('a'),
+      await queueVoice('b'),
+      await queueVoice('c'),
+      await queueVoice('d'),
+    ];
+    expect(await claim('elevenlabs', 50)).toHaveLength(4);
+    // All but `busy` idle for two hours; `leased` under an activation lease, `young` ready a
+    // moment ago (its last use predates a re-clone).
     await ds.query(
-      `UPDATE voices SET status = 'ready', ready_at = now() - interval '1 day',
-              last_used_at = CASE WHEN id = $1 THEN now() - interval '2 hours' ELSE now() END
-        WHERE id = ANY($2::uuid[])`,
-      [idle, [idle, busy]],
+      `UPDATE voices SET status = 'ready',
+              ready_at = CASE WHEN id = $2 THEN now() ELSE now() - interval '1 day' END,
+              last_used_at = CASE WHEN id = $3 THEN now() ELSE now() - interval '2 hours' END,
+              lease_expires_at = CASE WHEN id = $4 THEN now() + interval '1 hour' END
+        WHERE id = ANY($1::uuid[])`,
+      [[idle, busy, leased, young], young, busy, leased],
     );
-    const victims = await reclaim.pickIdleVictims('elevenlabs', {
-      minIdleSeconds: 3600,
-      minResidencySeconds: 60,
+    const victims = await chooseIdleVictims(reclaim, 'elevenlabs', {
+      rules: { minIdleMs: 600_000, minResidencyMs: 60_000 },
+      maxIdleMs: 3_600_000,
       max: 50,
     });
     expect(victims.map((v) => v.voiceId)).toEqual([idle]);

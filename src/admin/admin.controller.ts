@@ -6,6 +6,7 @@ import {
   ApiOperation,
   ApiTags,
 } from '@nestjs/swagger';
+import { ApiProblems, rateLimitHeaders } from '../api-docs/api-responses';
 import { RequireScopes } from '../auth/auth.guard';
 import { ApiError } from '../common/problem';
 import { RateLimited } from '../common/rate-limit';
@@ -20,6 +21,7 @@ import {
   AdminVoicesQuery,
   FailedVoiceDto,
   ProviderStatusDto,
+  ReconcileAcceptedDto,
   ReconcileQuery,
   toAttempts,
   toProviderStatus,
@@ -33,6 +35,7 @@ const uuidPipe = new ParseUUIDPipe({
 @ApiTags('admin')
 @ApiBearerAuth()
 @RequireScopes('admin')
+@ApiProblems(401, 403, 429, 500)
 @RateLimited()
 @Controller({ version: '1' })
 export class AdminController {
@@ -50,8 +53,8 @@ export class AdminController {
     summary:
       'Slots per provider account: limit, held, foreign, free, backlog, breaker, clone budget (churn)',
   })
-  @ApiOkResponse({ type: [ProviderStatusDto] })
-  async providersStatus(): Promise<ProviderStatusDto[]> {
+  @ApiOkResponse({ type: [ProviderStatusDto], headers: rateLimitHeaders('reads') })
+  async listProviders(): Promise<ProviderStatusDto[]> {
     return Promise.all(
       this.providers
         .enabled()
@@ -63,8 +66,9 @@ export class AdminController {
 
   @Get('admin/voices')
   @ApiOperation({ summary: 'Failed voices (dead letters) with their reasons and attempt history' })
-  @ApiOkResponse({ type: [FailedVoiceDto] })
-  async failed(@Query() query: AdminVoicesQuery): Promise<FailedVoiceDto[]> {
+  @ApiOkResponse({ type: [FailedVoiceDto], headers: rateLimitHeaders('reads') })
+  @ApiProblems(422)
+  async listFailedVoices(@Query() query: AdminVoicesQuery): Promise<FailedVoiceDto[]> {
     const voices = await this.voices.list({
       status: 'failed',
       provider: query.provider,
@@ -82,14 +86,17 @@ export class AdminController {
   @HttpCode(202)
   @ApiOperation({ summary: 'Queue a failed voice again with a fresh attempt budget' })
   @ApiAcceptedResponse({ type: VoiceDto })
-  async retry(@Param('id', uuidPipe) id: string): Promise<VoiceDto> {
+  @ApiProblems(404, 409)
+  async retryVoice(@Param('id', uuidPipe) id: string): Promise<VoiceDto> {
     return toVoiceDto(await this.voiceService.retryFailed(id), null);
   }
 
   @Post('admin/reconcile')
   @HttpCode(202)
   @ApiOperation({ summary: 'Reconcile now with what the providers hold (runs on a worker)' })
-  async reconcile(@Query() query: ReconcileQuery): Promise<{ providers: string[] }> {
+  @ApiAcceptedResponse({ type: ReconcileAcceptedDto, headers: rateLimitHeaders('writes') })
+  @ApiProblems(422)
+  async reconcileProviders(@Query() query: ReconcileQuery): Promise<ReconcileAcceptedDto> {
     const targets = query.provider ? [query.provider] : this.providers.enabled();
     for (const p of targets) {
       if (!this.providers.has(p))

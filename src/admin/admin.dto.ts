@@ -1,4 +1,4 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, Max, Min } from 'class-validator';
 import { PROVIDER_NAMES, type ProviderName } from '../config/app-config';
@@ -8,6 +8,7 @@ import type { ProviderCapacity } from '../slots/slots.repository';
 import { VoiceDto } from '../voice/voice.dto';
 import type { VoiceEventRow } from '../voice/voice.repository';
 
+@ApiSchema({ name: 'Churn' })
 export class ChurnDto {
   @ApiProperty({ example: 41, description: 'clone operations spent this budget period' })
   used!: number;
@@ -23,8 +24,9 @@ export class ChurnDto {
   allowedNow!: boolean;
 }
 
+@ApiSchema({ name: 'ProviderStatus' })
 export class ProviderStatusDto {
-  @ApiProperty({ enum: PROVIDER_NAMES }) provider!: ProviderName;
+  @ApiProperty({ enum: PROVIDER_NAMES, enumName: 'ProviderName' }) provider!: ProviderName;
   @ApiProperty({ example: 30 }) limit!: number;
   @ApiProperty({
     example: 28,
@@ -36,7 +38,8 @@ export class ProviderStatusDto {
   @ApiProperty({ example: 1 }) free!: number;
   @ApiProperty({ example: 12 }) queued!: number;
   @ApiProperty({ example: 45, nullable: true, type: Number }) oldestQueuedSeconds!: number | null;
-  @ApiProperty({ enum: ['closed', 'open', 'half_open'] }) breaker!: 'closed' | 'open' | 'half_open';
+  @ApiProperty({ enum: ['closed', 'open', 'half_open'], enumName: 'BreakerState' }) breaker!:
+    'closed' | 'open' | 'half_open';
   @ApiProperty({ type: ChurnDto, description: 'the clone budget of the account' })
   churn!: ChurnDto;
 }
@@ -69,6 +72,7 @@ export function toProviderStatus(c: ProviderCapacity, budget: BudgetView): Provi
   };
 }
 
+@ApiSchema({ name: 'Attempt' })
 export class AttemptDto {
   @ApiProperty({ example: 'attempt_failed' }) type!: string;
   @ApiProperty({ example: 'provider_retryable' }) reason!: string;
@@ -77,6 +81,7 @@ export class AttemptDto {
   @ApiProperty({ format: 'date-time' }) at!: string;
 }
 
+@ApiSchema({ name: 'FailedVoice' })
 export class FailedVoiceDto {
   @ApiProperty({ type: VoiceDto }) voice!: VoiceDto;
   @ApiProperty({
@@ -109,7 +114,7 @@ export class AdminVoicesQuery {
   @IsIn(['failed'])
   status?: 'failed';
 
-  @ApiPropertyOptional({ enum: PROVIDER_NAMES })
+  @ApiPropertyOptional({ enum: PROVIDER_NAMES, enumName: 'ProviderName' })
   @IsOptional()
   @IsIn(PROVIDER_NAMES)
   provider?: ProviderName;
@@ -124,8 +129,19 @@ export class AdminVoicesQuery {
 }
 
 export class ReconcileQuery {
-  @ApiPropertyOptional({ enum: PROVIDER_NAMES, description: 'every enabled provider when absent' })
+  @ApiPropertyOptional({
+    enum: PROVIDER_NAMES,
+    enumName: 'ProviderName',
+    description: 'every enabled provider when absent',
+  })
   @IsOptional()
   @IsIn(PROVIDER_NAMES)
   provider?: ProviderName;
+}
+
+/** The answer of POST /v1/admin/reconcile: the providers whose reconciliation was requested. */
+@ApiSchema({ name: 'ReconcileAccepted' })
+export class ReconcileAcceptedDto {
+  @ApiProperty({ enum: PROVIDER_NAMES, enumName: 'ProviderName', isArray: true })
+  providers!: ProviderName[];
 }

@@ -8,6 +8,7 @@ import {
   type ExceptionFilter,
 } from '@nestjs/common';
 import type { Response } from 'express';
+import { problemTypeUri } from './problem-types';
 
 /** An error the API answers with a stable code. Every HTTP error of the service is one of these. */
 export class ApiError extends HttpException {
@@ -64,7 +65,7 @@ function titleOf(status: number): string {
 
 export function problemOf(status: number, code: string, detail: string): Problem {
   return {
-    type: `https://voice-slots.dev/problems/${code}`,
+    type: problemTypeUri(code),
     title: titleOf(status),
     status,
     detail,

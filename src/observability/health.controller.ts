@@ -1,7 +1,7 @@
 import { getQueueToken } from '@nestjs/bull';
 import { Controller, Get } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
-import { ApiTags } from '@nestjs/swagger';
+import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import {
   HealthCheck,
   HealthCheckService,
@@ -37,13 +37,18 @@ export class HealthController {
 
   @Get('live')
   @HealthCheck()
-  live(): Promise<HealthCheckResult> {
+  @ApiOperation({ summary: 'Liveness: the process answers (no dependency is asked)', security: [] })
+  checkLiveness(): Promise<HealthCheckResult> {
     return this.health.check([]);
   }
 
   @Get('ready')
   @HealthCheck()
-  ready(): Promise<HealthCheckResult> {
+  @ApiOperation({
+    summary: 'Readiness: Postgres, Redis and (api, worker) sample storage answer in time',
+    security: [],
+  })
+  checkReadiness(): Promise<HealthCheckResult> {
     const checks: HealthIndicatorFunction[] = [
       () => this.db.pingCheck('database', { timeout: 2_000 }),
       () => this.redis('redis', QueueName.Metadata),

@@ -1,13 +1,14 @@
 /**
- * The OpenTelemetry SDK of the service: OTLP exporter, HTTP/pg/ioredis instrumentations, W3C
- * propagation. Started by ./tracing.ts, which main.ts imports first.
+ * The OpenTelemetry SDK of the service: traces exported as the OTEL_* variables say (the SDK reads
+ * them: OTLP over http/protobuf, http/json or gRPC), instrumentations for incoming HTTP, outgoing
+ * undici requests (the provider calls), pg and ioredis, W3C propagation. Started by ./tracing.ts,
+ * which main.ts imports first.
  */
 import type { IncomingMessage } from 'node:http';
-import { OTLPTraceExporter as OtlpJsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { OTLPTraceExporter as OtlpProtobufExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
 import { IORedisInstrumentation } from '@opentelemetry/instrumentation-ioredis';
 import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
+import { UndiciInstrumentation } from '@opentelemetry/instrumentation-undici';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import type { TelemetryConfig } from '../config/telemetry-config';
 import { isQuietPath } from './logging';
@@ -18,13 +19,9 @@ let sdk: NodeSDK | null = null;
 export function startTracing(config: TelemetryConfig): boolean {
   if (sdk) return true;
   if (!config.tracing) return false;
-  const exporterOptions = { url: config.tracesUrl, headers: config.headers };
   sdk = new NodeSDK({
     serviceName: config.serviceName,
-    traceExporter:
-      config.protocol === 'http/json'
-        ? new OtlpJsonExporter(exporterOptions)
-        : new OtlpProtobufExporter(exporterOptions),
+    // No traceExporter: the SDK builds the one OTEL_TRACES_EXPORTER and the protocol name.
     // Traces only: metrics are scraped from /metrics, logs go to stdout.
     metricReaders: [],
     logRecordProcessors: [],
@@ -33,8 +30,11 @@ export function startTracing(config: TelemetryConfig): boolean {
         // Probes and scrapes would bury the real traffic, as in the request logs.
         ignoreIncomingRequestHook: (req: IncomingMessage) => isQuietPath(req.url ?? ''),
       }),
-      // Only inside a trace: Bull polls Redis and the scheduler queries Postgres all the time,
-      // and thousands of parentless spans would say nothing.
+      // The provider adapters call undici's request(), which the http instrumentation does not
+      // see: each call becomes a semconv HTTP client span under the logical provider span.
+      // Only inside a trace, like pg and ioredis: Bull polls Redis and the scheduler queries
+      // Postgres all the time, and thousands of parentless spans would say nothing.
+      new UndiciInstrumentation({ requireParentforSpans: true }),
       new PgInstrumentation({ requireParentSpan: true }),
       new IORedisInstrumentation({ requireParentSpan: true }),
     ],

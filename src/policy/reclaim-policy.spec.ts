@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { UNLIMITED_CLONES, type CloneAllowance } from './clone-budget';
 import {
   decide,
+  idleVictims,
   isEvictable,
   POLICY_NAMES,
   serviceRank,
@@ -314,5 +315,25 @@ describe('decide: properties', () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('idleVictims (the cost saver)', () => {
+  const HOUR = 60 * MIN;
+  it('takes only voices idle past the threshold, longest idle first, up to the maximum', () => {
+    const voices = [held('a', 90), held('b', 30), held('c', 180), held('d', 61)];
+    expect(idleVictims(voices, RULES, HOUR, NOW, 10)).toEqual(['c', 'a', 'd']);
+    expect(idleVictims(voices, RULES, HOUR, NOW, 2)).toEqual(['c', 'a']);
+  });
+
+  it('keeps the protections: a lease, the minimum residency, the backlog idle threshold', () => {
+    const voices = [
+      held('leased', 300, { leaseExpiresAt: NOW + MIN }),
+      held('new', 300, { readyAt: NOW - MIN }),
+      held('free', 300),
+    ];
+    expect(idleVictims(voices, RULES, HOUR, NOW, 10)).toEqual(['free']);
+    // A threshold below the backlog's own idle rule does not lower it.
+    expect(idleVictims([held('x', 5)], RULES, MIN, NOW, 10)).toEqual([]);
   });
 });

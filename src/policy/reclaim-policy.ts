@@ -256,3 +256,25 @@ export function decide(
   }
   return decision;
 }
+
+/**
+ * The optional cost saver (RECLAIM_MAX_IDLE_SECONDS): the voices to reclaim whether or not anyone
+ * waits, because holding them costs more than re-cloning them would. The same protections as a
+ * reclaim for a backlog, with the idle threshold raised to `maxIdleMs`; longest idle first, at
+ * most `max`. Frees slots for nothing by design, so the budget is not asked (a re-clone later is
+ * paced like any other).
+ */
+export function idleVictims(
+  held: readonly HeldVoice[],
+  rules: ProtectionRules,
+  maxIdleMs: number,
+  now: number,
+  max: number,
+): string[] {
+  const idleRules = { ...rules, minIdleMs: Math.max(rules.minIdleMs, maxIdleMs) };
+  return held
+    .filter((v) => isEvictable(v, idleRules, now))
+    .sort(victimOrder('lru', now))
+    .slice(0, Math.max(0, max))
+    .map((v) => v.id);
+}

@@ -77,7 +77,7 @@ describe('InstrumentedProvider', () => {
     });
 
     const span = spanNamed('provider.createVoice');
-    expect(span.kind).toBe(SpanKind.CLIENT);
+    expect(span.kind).toBe(SpanKind.INTERNAL);
     expect(span.attributes).toMatchObject({
       'provider.name': 'elevenlabs',
       'voice.id': 'voice-1',

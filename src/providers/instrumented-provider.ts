@@ -101,7 +101,7 @@ export class InstrumentedProvider extends VoiceProvider {
   ): Promise<T> {
     return tracer.startActiveSpan(
       `provider.${operation}`,
-      { kind: SpanKind.CLIENT, attributes: { 'provider.name': this.name, ...attributes } },
+      { kind: SpanKind.INTERNAL, attributes: { 'provider.name': this.name, ...attributes } },
       async (span) => {
         const started = performance.now();
         let outcome: ProviderCallOutcome = 'ok';

@@ -10,14 +10,6 @@ export interface Victim {
   remoteVoiceId: string | null;
 }
 
-/** The optional cost saver (RECLAIM_MAX_IDLE_SECONDS): every voice idle this long, backlog or not. */
-export interface IdlePolicy {
-  minIdleSeconds: number;
-  minResidencySeconds: number;
-  /** Upper bound per call. */
-  max: number;
-}
-
 interface HeldRow {
   id: string;
   tid: string;
@@ -94,33 +86,6 @@ export class ReclaimRepository {
   }
 
   /**
-   * The cost saver's victims, marked `reclaiming` under the provider's row lock: voices idle past
-   * the threshold, never under an activation lease, never younger than the minimum residency.
-   * (Reclaim for a backlog is the reclaim policy's choice: snapshot() and markVictims().)
-   */
-  async pickIdleVictims(provider: ProviderName, policy: IdlePolicy): Promise<Victim[]> {
-    // One statement, one round trip. A ready voice another reclaimer took meanwhile fails the
-    // status recheck of FOR UPDATE and is skipped.
-    const rows: { id: string; fencing_token: string; remote_voice_id: string | null }[] =
-      await this.ds.query(
-        `WITH p AS MATERIALIZED (SELECT name FROM providers WHERE name = $1 FOR UPDATE),
-         want AS MATERIALIZED (SELECT $4::int AS n FROM p),
-         -- With the row's address, as in the claim: the update needs no index descent.
-         picked AS (
-           SELECT id, ctid AS tid FROM voices
-            WHERE provider = $1 AND status = 'ready'
-              AND (lease_expires_at IS NULL OR lease_expires_at < now())
-              AND COALESCE(last_used_at, ready_at) < now() - make_interval(secs => $2)
-              AND ready_at < now() - make_interval(secs => $3)
-            ORDER BY last_used_at NULLS FIRST, ready_at
-            LIMIT GREATEST(0, COALESCE((SELECT n FROM want), 0)) FOR UPDATE SKIP LOCKED),
-         ${markReclaiming('idle')}`,
-        [provider, policy.minIdleSeconds, policy.minResidencySeconds, policy.max],
-      );
-    return rows.map(toVictim);
-  }
-
-  /**
    * What the reclaim policy decides on (src/policy/reclaim-policy.ts), read without a lock: the
    * provider's ready voices with their leases, residency and use history (at most the slot limit
    * of rows), how many slots are busy otherwise, and the first `waiting` queued voices in fair
@@ -185,35 +150,40 @@ export class ReclaimRepository {
   }
 
   /**
-   * Marks the policy's victims `reclaiming`, in its order, under the provider's row lock: only
-   * as many as the backlog still needs then (reclaim_need, counted after the lock) and only those
-   * whose row has not changed since the decision read it (an activation since then keeps its
-   * voice). The rows are reached by address, with no index descent. One statement, one round trip.
+   * Marks the policy's victims `reclaiming`, in its order, under the provider's row lock, and
+   * only those whose row has not changed since the decision read it (an activation since then
+   * keeps its voice); the rows are reached by address, with no index descent. For a backlog, only
+   * as many as the backlog still needs then (reclaim_need, counted after the lock, with the
+   * clones the budget lets out); the cost saver (`idle`) takes every voice it chose. One
+   * statement, one round trip.
    */
   async markVictims(
     provider: ProviderName,
     chosen: readonly { id: string; tid: string }[],
-    clones: { first: number; reclone: number },
+    cap: { mode: 'backlog'; first: number; reclone: number } | { mode: 'idle' },
   ): Promise<Victim[]> {
     if (!chosen.length) return [];
+    const backlog = cap.mode === 'backlog';
     const rows: { id: string; fencing_token: string; remote_voice_id: string | null }[] =
       await this.ds.query(
         `WITH p AS MATERIALIZED (SELECT name FROM providers WHERE name = $1 FOR UPDATE),
-         want AS MATERIALIZED (SELECT reclaim_need(name, $2, $3, $4) AS n FROM p),
+         want AS MATERIALIZED (SELECT CASE WHEN $7 THEN reclaim_need(name, $2, $3, $4) ELSE $2 END AS n
+                                 FROM p),
          c AS (SELECT * FROM unnest($5::uuid[], $6::tid[]) WITH ORDINALITY AS c(id, tid, ord)),
          picked AS (
            SELECT v.id, v.ctid AS tid FROM voices v JOIN c ON v.ctid = c.tid
             WHERE v.id = c.id AND v.provider = $1 AND v.status = 'ready'
             ORDER BY c.ord
             LIMIT GREATEST(0, COALESCE((SELECT n FROM want), 0)) FOR UPDATE OF v SKIP LOCKED),
-         ${markReclaiming('backlog')}`,
+         ${markReclaiming(cap.mode)}`,
         [
           provider,
           chosen.length,
-          limitOrNull(clones.first),
-          limitOrNull(clones.reclone),
+          backlog ? limitOrNull(cap.first) : null,
+          backlog ? limitOrNull(cap.reclone) : null,
           chosen.map((v) => v.id),
           chosen.map((v) => v.tid),
+          backlog,
         ],
       );
     return rows.map(toVictim);

@@ -13,7 +13,7 @@ import { VoiceRepository } from '../voice/voice.repository';
 import type { ProtectionRules } from '../policy/reclaim-policy';
 import { CloneBudgetService } from '../slots/clone-budget.service';
 import { ReclaimRepository, type Victim } from './reclaim.repository';
-import { chooseVictims } from './victim-choice';
+import { chooseIdleVictims, chooseVictims } from './victim-choice';
 import { addLogContext } from '../observability/log-context';
 
 const RECLAIM_BATCH = 50;
@@ -164,9 +164,9 @@ export class ReclaimService implements OnModuleInit, OnApplicationShutdown {
   /** The optional cost saver: reclaims voices idle past RECLAIM_MAX_IDLE_SECONDS, backlog or not. */
   async reclaimIdle(provider: ProviderName): Promise<number> {
     if (this.config.RECLAIM_MAX_IDLE_SECONDS <= 0) return 0;
-    const victims = await this.repo.pickIdleVictims(provider, {
-      minIdleSeconds: this.config.RECLAIM_MAX_IDLE_SECONDS,
-      minResidencySeconds: this.config.RECLAIM_MIN_RESIDENCY_SECONDS,
+    const victims = await chooseIdleVictims(this.repo, provider, {
+      rules: this.rules,
+      maxIdleMs: this.config.RECLAIM_MAX_IDLE_SECONDS * 1000,
       max: RECLAIM_BATCH,
     });
     if (!victims.length) return 0;

@@ -1,6 +1,11 @@
 import type { ProviderName } from '../config/app-config';
 import type { CloneAllowance } from '../policy/clone-budget';
-import { decide, type PolicyName, type ProtectionRules } from '../policy/reclaim-policy';
+import {
+  decide,
+  idleVictims,
+  type PolicyName,
+  type ProtectionRules,
+} from '../policy/reclaim-policy';
 import type { ReclaimRepository, Victim } from './reclaim.repository';
 
 export interface VictimChoice {
@@ -41,6 +46,7 @@ export async function chooseVictims(
   const byId = new Map(snap.held.map((h) => [h.id, h]));
   const chosen = decision.evict.slice(0, opts.max).flatMap((id) => byId.get(id) ?? []);
   const victims = await repo.markVictims(provider, chosen, {
+    mode: 'backlog',
     first: opts.allowance.first,
     reclone: opts.allowance.reclone,
   });
@@ -49,6 +55,32 @@ export async function chooseVictims(
     wakeAt: decision.wakeAt,
     wakeInMs: decision.wakeAt === null ? null : decision.wakeAt - snap.now,
   };
+}
+
+/**
+ * The cost saver (RECLAIM_MAX_IDLE_SECONDS): the policy's idle victims on the same snapshot,
+ * marked by the same locked statement (without the backlog's cap).
+ */
+export async function chooseIdleVictims(
+  repo: ReclaimRepository,
+  provider: ProviderName,
+  opts: { rules: ProtectionRules; maxIdleMs: number; max: number },
+): Promise<Victim[]> {
+  const snap = await repo.snapshot(provider, 0);
+  const ids = idleVictims(
+    snap.held.map((h) => h.voice),
+    opts.rules,
+    opts.maxIdleMs,
+    snap.now,
+    opts.max,
+  );
+  if (!ids.length) return [];
+  const byId = new Map(snap.held.map((h) => [h.id, h]));
+  return repo.markVictims(
+    provider,
+    ids.flatMap((id) => byId.get(id) ?? []),
+    { mode: 'idle' },
+  );
 }
 
 export { UNLIMITED_CLONES } from '../policy/clone-budget';

@@ -1,4 +1,4 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
 import { PROVIDER_NAMES, type ProviderName } from '../config/app-config';
@@ -7,6 +7,7 @@ import type { QueueInfo } from './voice.repository';
 import { VOICE_STATUSES, type VoiceStatus } from './voice-status';
 import { publicFailure } from './public-failure';
 
+@ApiSchema({ name: 'Sample' })
 export class SampleDto {
   @ApiProperty({ example: 'wav', nullable: true, type: String }) format!: string | null;
   @ApiProperty({ example: 12000, nullable: true, type: Number }) durationMs!: number | null;
@@ -17,6 +18,7 @@ export class SampleDto {
   sha256!: string;
 }
 
+@ApiSchema({ name: 'Queue' })
 export class QueueDto {
   @ApiProperty({ example: 3, nullable: true, type: Number }) position!: number | null;
   @ApiProperty({
@@ -29,7 +31,9 @@ export class QueueDto {
   @ApiProperty({ example: null, nullable: true, type: String, format: 'date-time' })
   estimatedReadyAt!: string | null;
   @ApiProperty({
+    // Inline, not a named enum: OpenAPI 3.0 cannot mark a $ref nullable.
     enum: ['slot', 'clone_budget', 'breaker', 'retry'],
+    type: String,
     nullable: true,
     description:
       'why the voice is not being cloned now: waiting for a free slot, for the clone budget (its ' +
@@ -38,17 +42,21 @@ export class QueueDto {
   waitReason!: 'slot' | 'clone_budget' | 'breaker' | 'retry' | null;
 }
 
+@ApiSchema({ name: 'Failure' })
 export class FailureDto {
   @ApiProperty({ example: 'attempts_exhausted' }) code!: string;
   @ApiProperty({ example: 'The provider answered 503 five times' }) message!: string;
   @ApiProperty({ example: 5 }) attempts!: number;
 }
 
+@ApiSchema({ name: 'Voice' })
 export class VoiceDto {
   @ApiProperty({ format: 'uuid' }) id!: string;
   @ApiProperty({ example: 'Grandma' }) name!: string;
-  @ApiProperty({ enum: PROVIDER_NAMES, example: 'elevenlabs' }) provider!: ProviderName;
-  @ApiProperty({ enum: VOICE_STATUSES, example: 'ready' }) status!: VoiceStatus;
+  @ApiProperty({ enum: PROVIDER_NAMES, enumName: 'ProviderName', example: 'elevenlabs' })
+  provider!: ProviderName;
+  @ApiProperty({ enum: VOICE_STATUSES, enumName: 'VoiceStatus', example: 'ready' })
+  status!: VoiceStatus;
   @ApiProperty({ example: 'c38kUX8pkfYO2kHyqfFy', nullable: true, type: String })
   remoteVoiceId!: string | null;
   @ApiProperty({ type: SampleDto, nullable: true }) sample!: SampleDto | null;
@@ -61,11 +69,13 @@ export class VoiceDto {
   @ApiProperty({ format: 'date-time' }) updatedAt!: string;
 }
 
+@ApiSchema({ name: 'VoiceList' })
 export class VoiceListDto {
   @ApiProperty({ type: [VoiceDto] }) items!: VoiceDto[];
   @ApiProperty({ nullable: true, type: String }) nextCursor!: string | null;
 }
 
+@ApiSchema({ name: 'UploadVoice' })
 export class UploadVoiceDto {
   @ApiProperty({
     type: 'string',
@@ -74,17 +84,17 @@ export class UploadVoiceDto {
   })
   file!: unknown;
   @ApiProperty({ example: 'Grandma', maxLength: 100 }) name!: string;
-  @ApiProperty({ enum: PROVIDER_NAMES }) provider!: ProviderName;
+  @ApiProperty({ enum: PROVIDER_NAMES, enumName: 'ProviderName' }) provider!: ProviderName;
   @ApiPropertyOptional({ example: 'en' }) language?: string;
 }
 
 export class ListVoicesQuery {
-  @ApiPropertyOptional({ enum: VOICE_STATUSES })
+  @ApiPropertyOptional({ enum: VOICE_STATUSES, enumName: 'VoiceStatus' })
   @IsOptional()
   @IsIn(VOICE_STATUSES)
   status?: VoiceStatus;
 
-  @ApiPropertyOptional({ enum: PROVIDER_NAMES })
+  @ApiPropertyOptional({ enum: PROVIDER_NAMES, enumName: 'ProviderName' })
   @IsOptional()
   @IsIn(PROVIDER_NAMES)
   provider?: ProviderName;

@@ -15,12 +15,12 @@ import {
   ApiBearerAuth,
   ApiBody,
   ApiConsumes,
-  ApiHeader,
   ApiOkResponse,
   ApiOperation,
   ApiTags,
 } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
+import { ApiIdempotencyKey, ApiProblems, rateLimitHeaders } from '../api-docs/api-responses';
 import { CurrentUser, RequireScopes } from '../auth/auth.guard';
 import type { Principal } from '../auth/auth.service';
 import { ApiError } from '../common/problem';
@@ -41,6 +41,7 @@ const uuidPipe = new ParseUUIDPipe({
 
 @ApiTags('voices')
 @ApiBearerAuth()
+@ApiProblems(401, 403, 429, 500)
 @RateLimited()
 @Controller({ path: 'voices', version: '1' })
 export class VoicesController {
@@ -55,9 +56,19 @@ export class VoicesController {
   })
   @ApiConsumes('multipart/form-data')
   @ApiBody({ type: UploadVoiceDto })
-  @ApiHeader({ name: 'Idempotency-Key', required: false })
-  @ApiAcceptedResponse({ type: VoiceDto })
-  async upload(
+  @ApiIdempotencyKey()
+  @ApiAcceptedResponse({
+    type: VoiceDto,
+    headers: {
+      'Idempotent-Replayed': {
+        description: '`true` when this answers an earlier request with the same Idempotency-Key',
+        schema: { type: 'string', enum: ['true'] },
+      },
+      ...rateLimitHeaders('uploads'),
+    },
+  })
+  @ApiProblems(400, 408, 409, 413, 415, 422, 503)
+  async uploadVoice(
     @CurrentUser() user: Principal,
     @Req() req: Request,
     @Res({ passthrough: true }) res: Response,
@@ -71,8 +82,9 @@ export class VoicesController {
   @Get()
   @RequireScopes('voices:read')
   @ApiOperation({ summary: "List the caller's voices, newest first" })
-  @ApiOkResponse({ type: VoiceListDto })
-  async list(
+  @ApiOkResponse({ type: VoiceListDto, headers: rateLimitHeaders('reads') })
+  @ApiProblems(422)
+  async listVoices(
     @CurrentUser() user: Principal,
     @Query() query: ListVoicesQuery,
   ): Promise<VoiceListDto> {
@@ -88,7 +100,11 @@ export class VoicesController {
   @RequireScopes('voices:read')
   @ApiOperation({ summary: 'Read a voice' })
   @ApiOkResponse({ type: VoiceDto })
-  async get(@CurrentUser() user: Principal, @Param('id', uuidPipe) id: string): Promise<VoiceDto> {
+  @ApiProblems(404)
+  async getVoice(
+    @CurrentUser() user: Principal,
+    @Param('id', uuidPipe) id: string,
+  ): Promise<VoiceDto> {
     const { voice, queue } = await this.voices.get(user.userId, id);
     return toVoiceDto(voice, queue);
   }
@@ -100,9 +116,14 @@ export class VoicesController {
     summary:
       'Get a ready remote voice id: 200 when ready (lease extended), 202 while waiting for a slot',
   })
-  @ApiOkResponse({ type: VoiceDto, description: 'ready' })
-  @ApiAcceptedResponse({ type: VoiceDto, description: 'queued or allocating' })
-  async activate(
+  @ApiOkResponse({ type: VoiceDto, description: 'ready', headers: rateLimitHeaders('activations') })
+  @ApiAcceptedResponse({
+    type: VoiceDto,
+    description: 'queued or allocating',
+    headers: rateLimitHeaders('activations'),
+  })
+  @ApiProblems(404, 409, 422)
+  async activateVoice(
     @CurrentUser() user: Principal,
     @Param('id', uuidPipe) id: string,
     @Query() query: ActivateQuery,
@@ -118,7 +139,8 @@ export class VoicesController {
   @RequireScopes('voices:write')
   @ApiOperation({ summary: 'Delete a voice: its remote voice and sample are removed' })
   @ApiAcceptedResponse({ type: VoiceDto })
-  async remove(
+  @ApiProblems(404, 409)
+  async deleteVoice(
     @CurrentUser() user: Principal,
     @Param('id', uuidPipe) id: string,
   ): Promise<VoiceDto> {

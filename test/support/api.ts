@@ -1,32 +1,9 @@
+import type { components } from '../generated/openapi';
 import { makeToken } from './token';
 import { makeWav } from './wav';
 
-export interface VoiceJson {
-  id: string;
-  name: string;
-  provider: string;
-  status: string;
-  remoteVoiceId: string | null;
-  sample: {
-    format: string | null;
-    durationMs: number | null;
-    sampleRate: number | null;
-    channels: number | null;
-    sizeBytes: number;
-    sha256: string;
-  } | null;
-  queue: {
-    position: number | null;
-    positionAtLeast?: boolean;
-    estimatedReadyAt: string | null;
-    waitReason?: string;
-  } | null;
-  lastUsedAt: string | null;
-  leaseExpiresAt: string | null;
-  failure: { code: string; message: string; attempts: number } | null;
-  createdAt: string;
-  updatedAt: string;
-}
+/** A voice as the API answers it: the schema of the committed OpenAPI document. */
+export type VoiceJson = components['schemas']['Voice'];
 
 /** A tiny client of the service's HTTP API, as an app backend would use it. */
 export class ApiClient {
