@@ -488,6 +488,16 @@ describe('hostile input', () => {
       }
     });
 
+    it("answers the queue board's own errors as problem documents", async () => {
+      const admin = makeToken('root', 'admin');
+      const badQuery = await call('GET', '/admin/queues/api/queues?status=bogus', { token: admin });
+      expect([badQuery.status, badQuery.json.code]).toEqual([400, 'bad_request']);
+      const noQueue = await call('GET', '/admin/queues/api/queues/nope/x', { token: admin });
+      expect([noQueue.status, noQueue.json.code]).toEqual([404, 'not_found']);
+      // The board's own detail stays, for its UI.
+      expect(noQueue.json.error).toEqual({ key: 'ERRORS.QUEUE_NOT_FOUND' });
+    });
+
     it('answers malformed JSON and an oversized JSON body with their codes', async () => {
       const path = '/v1/voices/00000000-0000-4000-8000-000000000000/activate';
       const headers = { 'content-type': 'application/json' };
