@@ -1,7 +1,18 @@
 import fc from 'fast-check';
 import { makeFlac, makeMp3, makeTruncatedWav, makeWavHeaderWithJunk } from './support/audio';
 import { ApiClient } from './support/api';
-import { NASTY_STRINGS, problemShape, storedFiles, voiceRows } from './support/hostile';
+import { launchChromium } from './support/browser';
+import {
+  foreignIds,
+  fuzzSeed,
+  inParallel,
+  mangleCase,
+  NASTY_STRINGS,
+  problemShape,
+  storedFiles,
+  subjectOf,
+  voiceRows,
+} from './support/hostile';
 import { claims, signHs256, unsigned } from './support/jws';
 import {
   multipart,
@@ -17,7 +28,6 @@ import { makeWav } from './support/wav';
 
 const MAX_BYTES = 1_000_000;
 const ALLOWED_ORIGIN = 'https://app.example.com';
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 /**
  * The service against hostile clients, over HTTP: malformed multipart, audio that lies, names and
@@ -33,7 +43,16 @@ describe('hostile input', () => {
   let bob: ApiClient;
   /** Every voice the service accepted (202) in this suite: the only rows allowed to exist. */
   const accepted = new Set<string>();
+  /** Who uploaded each accepted voice: no one else may ever be shown its id. */
+  const owners = new Map<string, string>();
   const fiveHundreds: string[] = [];
+  /** Answers that showed a user something of another user's (ids, or alice's private name). */
+  const crossTenant: string[] = [];
+  /** /v1 answers that a browser or proxy would be allowed to cache. */
+  const cacheable: string[] = [];
+  const PRIVATE_NAME = `Private ${Math.random().toString(36).slice(2)}`;
+  /** Routes where an admin sees every user's voices. */
+  const ADMIN_VIEWS = /^\/(v1\/admin\/|admin\/queues)/;
 
   beforeAll(async () => {
     service = await world.start({
@@ -79,8 +98,32 @@ describe('hostile input', () => {
     });
     if (res.status >= 500) fiveHundreds.push(`${method} ${path} -> ${res.status} ${res.text}`);
     if (res.status >= 400) {
-      const issues = problemShape(res.status, res.headers['content-type'] as string, res.json);
+      const contentType = res.headers['content-type'] as string;
+      // A HEAD answer has the headers of the GET answer and no body.
+      const issues =
+        method !== 'HEAD'
+          ? problemShape(res.status, contentType, res.json)
+          : String(contentType).startsWith('application/problem+json')
+            ? []
+            : [`content-type ${contentType}`];
       if (issues.length) throw new Error(`${method} ${path} ${res.status}: ${issues.join(', ')}`);
+    }
+    // The path as sent: the URL parser resolves dot segments, `%2e%2e` included.
+    const sent = new URL(`${service.url}${path}`).pathname;
+    if (/^\/v1\//i.test(sent) && res.headers['cache-control'] !== 'no-store')
+      cacheable.push(`${method} ${path} -> ${res.status}`);
+    const user = subjectOf(token);
+    if (method === 'POST' && /^\/v1\/voices(\?|$)/.test(path) && res.status === 202 && user) {
+      accepted.add(res.json.id);
+      owners.set(res.json.id, user);
+    }
+    if (res.status < 300 && user && !ADMIN_VIEWS.test(path)) {
+      const foreign = foreignIds(res.text, user, owners);
+      if (user !== 'alice' && res.text.includes(PRIVATE_NAME)) foreign.push(PRIVATE_NAME);
+      if (foreign.length)
+        crossTenant.push(
+          `${user}: ${method} ${path} -> ${res.status} showed ${foreign.join(', ')}`,
+        );
     }
     return res;
   }
@@ -90,13 +133,11 @@ describe('hostile input', () => {
     opts: { token?: string | null; boundary?: string; terminate?: boolean } = {},
   ): Promise<RawAnswer> {
     const { body, contentType } = multipart(parts, opts);
-    const res = await call('POST', '/v1/voices', {
+    return call('POST', '/v1/voices', {
       token: opts.token,
       headers: { 'content-type': contentType },
       body,
     });
-    if (res.status === 202) accepted.add(res.json.id);
-    return res;
   }
 
   const wav = () => makeWav(1.5);
@@ -447,6 +488,16 @@ describe('hostile input', () => {
       }
     });
 
+    it("answers the queue board's own errors as problem documents", async () => {
+      const admin = makeToken('root', 'admin');
+      const badQuery = await call('GET', '/admin/queues/api/queues?status=bogus', { token: admin });
+      expect([badQuery.status, badQuery.json.code]).toEqual([400, 'bad_request']);
+      const noQueue = await call('GET', '/admin/queues/api/queues/nope/x', { token: admin });
+      expect([noQueue.status, noQueue.json.code]).toEqual([404, 'not_found']);
+      // The board's own detail stays, for its UI.
+      expect(noQueue.json.error).toEqual({ key: 'ERRORS.QUEUE_NOT_FOUND' });
+    });
+
     it('answers malformed JSON and an oversized JSON body with their codes', async () => {
       const path = '/v1/voices/00000000-0000-4000-8000-000000000000/activate';
       const headers = { 'content-type': 'application/json' };
@@ -465,6 +516,33 @@ describe('hostile input', () => {
         body: '{}',
       });
       expect(charset.status).toBe(415);
+    });
+  });
+
+  describe('routes spelled in another case', () => {
+    it.each([
+      '/ADMIN/queues',
+      '/Admin/Queues',
+      '/admin/QUEUES/api/queues',
+      '/V1/providers',
+      '/v1/Providers',
+      '/V1/admin/voices?status=failed',
+      '/v1/ADMIN/voices',
+      '/V1/voices',
+      '/v1/Voices/00000000-0000-4000-8000-000000000000',
+      '/Docs',
+      '/DOCS-JSON',
+      '/Metrics',
+      '/HEALTH/live',
+    ])('%s is no route, with any token or none (404 not_found)', async (path) => {
+      for (const token of [null, alice.token, makeToken('root', 'admin')]) {
+        const res = await call('GET', path, { token });
+        expect([token && subjectOf(token), res.status, res.json.code]).toEqual([
+          token && subjectOf(token),
+          404,
+          'not_found',
+        ]);
+      }
     });
   });
 
@@ -564,7 +642,7 @@ describe('hostile input', () => {
     let voiceId: string;
 
     beforeAll(async () => {
-      const res = await upload(uploadForm(wav(), { name: 'Private' }));
+      const res = await upload(uploadForm(wav(), { name: PRIVATE_NAME }));
       expect(res.status).toBe(202);
       voiceId = res.json.id;
       await alice.waitFor(voiceId, ['ready']);
@@ -676,8 +754,7 @@ describe('hostile input', () => {
     });
 
     it('renders Swagger UI in a browser without CSP violations', async () => {
-      const { chromium } = await import('playwright-core');
-      const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+      const browser = await launchChromium();
       try {
         const page = await browser.newPage();
         const problems: string[] = [];
@@ -757,25 +834,49 @@ describe('hostile input', () => {
         return parts;
       });
 
-    it('answers ~1500 generated requests without a 5xx, with problem documents', async () => {
-      let sent = 0;
+    /** Every route of the service, with `{id}` where an id goes; its other letters may be case-flipped. */
+    const TEMPLATES = [
+      '/v1/voices',
+      '/v1/voices/{id}',
+      '/v1/voices/{id}/activate',
+      '/v1/voices/{id}/{id}',
+      '/v1/providers',
+      '/v1/admin/voices',
+      '/v1/admin/voices/{id}/retry',
+      '/v1/admin/reconcile',
+      '/admin/queues',
+      '/admin/queues/api/queues',
+      '/admin/queues/{id}',
+      '/health/live',
+      '/health/ready',
+      '/metrics',
+      '/docs',
+      '/docs-json',
+      '/{id}',
+    ] as const;
+    const UPLOADS = 500;
+    const RAW_MULTIPART = 300;
+    const ROUTES = 9_400;
+
+    it(`answers ${UPLOADS + RAW_MULTIPART + ROUTES} generated requests on every route: no 5xx, problem documents, no other user's voice, mixed case routes nowhere`, async () => {
+      const seed = fuzzSeed();
+      process.stdout.write(`hostile sweep seed: ${seed} (rerun with FUZZ_SEED=${seed})\n`);
       const earlier = fiveHundreds.length;
-      const within = (ms: number) => ({
-        interruptAfterTimeLimit: ms,
-        markInterruptAsFailure: false,
-      });
 
       // Uploads: forms of every shape, real and fake audio.
+      let uploads = 0;
       await fc.assert(
         fc.asyncProperty(partsArb, fc.constantFrom(...users), async (parts, token) => {
-          sent++;
+          uploads++;
           const res = await upload(parts, { token });
           expect([202, 400, 413, 415, 422]).toContain(res.status);
         }),
-        { numRuns: 500, ...within(25_000) },
+        { numRuns: UPLOADS, seed },
       );
+      expect(uploads).toBe(UPLOADS);
 
       // Raw multipart: random boundaries, headers and bytes, cut anywhere.
+      let raw = 0;
       await fc.assert(
         fc.asyncProperty(
           fc.string({ maxLength: 80 }),
@@ -783,34 +884,36 @@ describe('hostile input', () => {
           fc.nat(),
           fc.constantFrom(...users),
           async (boundary, bytes, cut, token) => {
-            sent++;
+            raw++;
             const { body } = multipart(uploadForm(Buffer.from(bytes)), { boundary: 'b' });
-            const raw = Buffer.concat([Buffer.from(bytes), body]);
+            const whole = Buffer.concat([Buffer.from(bytes), body]);
             const res = await call('POST', '/v1/voices', {
               token,
               headers: {
                 'content-type': `multipart/form-data; boundary=${boundary.replace(/[\r\n]/g, '')}`,
               },
-              body: raw.subarray(0, cut % (raw.length + 1)),
+              body: whole.subarray(0, cut % (whole.length + 1)),
             });
-            if (res.status === 202) accepted.add(res.json.id);
             expect(res.status).toBeLessThan(500);
           },
         ),
-        { numRuns: 300, ...within(10_000) },
+        { numRuns: RAW_MULTIPART, seed: seed + 1 },
       );
+      expect(raw).toBe(RAW_MULTIPART);
 
-      // Every route with generated ids, queries, methods, bodies and tokens.
+      // Every route with generated ids, queries, methods, headers, bodies and tokens.
+      const admin = makeToken('root', 'admin');
       const tokenArb = fc.oneof(
-        fc.constantFrom(...users, alice.token, bob.token, makeToken('root', 'admin')),
+        fc.constantFrom(...users, alice.token, bob.token, admin),
         fc.constantFrom(null, 'x', makeToken('alice', 'voices:read', { expiresIn: -60 })),
         fc.string({ maxLength: 60 }).map((s) => s.replace(/[^\x21-\x7e]/g, 'a') || 'a'),
       );
       const segmentArb = fc.oneof(
         fc.uuid(),
         fc.constantFrom(...accepted.values(), '00000000-0000-4000-8000-000000000000'),
+        fc.constantFrom(...accepted.values()).map((id) => id.toUpperCase()),
         fc.string({ maxLength: 40 }).map(encodeURIComponent),
-        fc.constantFrom('..', '%2e%2e', '%00', '%', '%E0%A4%A'),
+        fc.constantFrom('..', '%2e%2e', '%00', '%', '%E0%A4%A', 'index.html', 'api'),
       );
       const queryArb = fc
         .array(
@@ -828,44 +931,115 @@ describe('hostile input', () => {
             fc.oneof(
               fc.string({ maxLength: 30 }),
               fc.integer().map(String),
-              fc.constantFrom('queued', 'ready', 'elevenlabs', '1', '30', '31', '-1', 'NaN'),
+              fc.constantFrom(
+                'queued',
+                'ready',
+                'failed',
+                'elevenlabs',
+                '1',
+                '3',
+                '31',
+                '-1',
+                'NaN',
+              ),
             ),
           ),
           { maxLength: 4 },
         )
         .map((pairs) => pairs.map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&'));
+      const headerText = fc.string({ maxLength: 40 }).map((v) => v.replace(/[^\x20-\x7e]/g, ''));
       const routeArb = fc.record({
-        method: fc.constantFrom('GET', 'POST', 'DELETE', 'PUT', 'PATCH', 'OPTIONS'),
-        shape: fc.constantFrom('list', 'one', 'activate', 'deeper', 'admin', 'providers', 'root'),
+        method: fc.constantFrom('GET', 'POST', 'DELETE', 'PUT', 'PATCH', 'OPTIONS', 'HEAD'),
+        template: fc.constantFrom(...TEMPLATES),
+        // One request in four spells its route in another case.
+        caseMask: fc.oneof(
+          { arbitrary: fc.constant(null), weight: 3 },
+          { arbitrary: fc.integer({ min: 1, max: 2 ** 31 - 1 }), weight: 1 },
+        ),
         id: segmentArb,
         query: queryArb,
         token: tokenArb,
+        contentType: fc.constantFrom(
+          'application/json',
+          'application/json; charset=utf-16',
+          'text/plain',
+          'multipart/form-data; boundary=x',
+          'application/x-www-form-urlencoded',
+        ),
         body: fc.option(fc.oneof(fc.json(), fc.string({ maxLength: 200 })), { nil: undefined }),
+        idempotencyKey: fc.option(headerText, { nil: undefined }),
+        requestId: fc.option(headerText, { nil: undefined }),
       });
-      await fc.assert(
-        fc.asyncProperty(routeArb, async (r) => {
-          sent++;
-          const path = {
-            list: '/v1/voices',
-            one: `/v1/voices/${r.id}`,
-            activate: `/v1/voices/${r.id}/activate`,
-            deeper: `/v1/voices/${r.id}/${r.id}`,
-            admin: `/v1/admin/voices/${r.id}/retry`,
-            providers: '/v1/providers',
-            root: `/${r.id}`,
-          }[r.shape];
-          const res = await call(r.method, `${path}${r.query ? `?${r.query}` : ''}`, {
-            token: r.token,
-            headers: r.body === undefined ? {} : { 'content-type': 'application/json' },
-            body: r.body,
-          });
-          expect(res.status).toBeLessThan(500);
-        }),
-        { numRuns: 900, ...within(20_000) },
+      // One request in 20 is a voice's owner reading, activating or deleting it, so about half
+      // the voices are deleted along the way (their samples must go).
+      const owned = [...owners].map(([id, user]) => ({ id, token: makeToken(user) }));
+      const ownedArb = fc.record({
+        voice: fc.constantFrom(...owned),
+        template: fc.constantFrom('/v1/voices/{id}', '/v1/voices/{id}/activate'),
+        method: fc.constantFrom('GET', 'GET', 'POST', 'POST', 'DELETE'),
+      });
+      const requestArb = fc.oneof(
+        { arbitrary: routeArb, weight: 19 },
+        {
+          arbitrary: fc.tuple(routeArb, ownedArb).map(([r, own]) => ({
+            ...r,
+            ...own,
+            id: own.voice.id,
+            token: own.voice.token,
+            caseMask: null,
+            query: '',
+            body: undefined,
+          })),
+          weight: 1,
+        },
       );
-      expect(sent).toBeGreaterThanOrEqual(1000);
+      const requests = fc.sample(requestArb, { numRuns: ROUTES, seed: seed + 2 });
+      const violations: string[] = [];
+      const figures = new Map<string, number>();
+      let routes = 0;
+      await inParallel(requests, 8, async (r) => {
+        routes++;
+        const template = r.caseMask === null ? r.template : mangleCase(r.template, r.caseMask);
+        const path = template.replaceAll('{id}', r.id);
+        const url = `${path}${r.query ? `?${r.query}` : ''}`;
+        const headers: Record<string, string> = {};
+        if (r.body !== undefined) headers['content-type'] = r.contentType;
+        if (r.idempotencyKey !== undefined) headers['idempotency-key'] = r.idempotencyKey;
+        if (r.requestId !== undefined) headers['x-request-id'] = r.requestId;
+        try {
+          const res = await call(r.method, url, { token: r.token, headers, body: r.body });
+          const kind = `${r.template}${template === r.template ? '' : ' (mixed case)'}`;
+          const key = `${kind}|${Math.floor(res.status / 100)}xx`;
+          figures.set(key, (figures.get(key) ?? 0) + 1);
+          // A route spelled in another case is no route, for anyone: no answer, no token check
+          // (only what runs before routing may refuse it: a body parser, the CORS preflight).
+          if (
+            template !== r.template &&
+            r.method !== 'OPTIONS' &&
+            (res.status < 400 || res.status === 401 || res.status === 403)
+          )
+            violations.push(`${r.method} ${url} answered ${res.status}: a route in another case`);
+        } catch (err) {
+          violations.push(`${r.method} ${url}: ${String(err)}`);
+        }
+      });
+      expect(routes).toBe(ROUTES);
+      const table: Record<string, string[]> = {};
+      for (const [key, n] of [...figures].sort()) {
+        const [kind, status] = key.split('|');
+        (table[kind] ??= []).push(`${status} ${n}`);
+      }
+      const lines = Object.entries(table).map(
+        ([kind, counts]) => `  ${kind}: ${counts.join(', ')}`,
+      );
+      process.stdout.write(
+        `hostile sweep, ${ROUTES} route requests by route and status class:\n${lines.join('\n')}\n`,
+      );
+
+      expect(violations).toEqual([]);
+      expect(crossTenant).toEqual([]);
       expect(fiveHundreds.slice(earlier)).toEqual([]);
-    }, 90_000);
+    }, 240_000);
   });
 
   describe('afterwards', () => {
@@ -878,17 +1052,26 @@ describe('hostile input', () => {
       expect((await call('GET', '/v1/voices?limit=5')).status).toBe(200);
     });
 
-    it('kept a row and a file for every accepted upload, and nothing for any rejected one', async () => {
+    it('kept a row for every accepted upload, a file for every live voice, and nothing else', async () => {
       const rows = await voiceRows(world);
       expect(new Set(rows.map((r) => r.id))).toEqual(accepted);
-      const files = storedFiles(world);
-      expect(files.filter((f) => !accepted.has(f))).toEqual([]);
-      const live = rows.filter((r) => r.status !== 'deleted').map((r) => r.id);
-      expect(live.filter((id) => !files.includes(id))).toEqual([]);
+      const live = new Set(rows.filter((r) => r.status !== 'deleted').map((r) => r.id));
+      // The sweep deleted some voices: their samples go with their clean-up jobs, soon after.
+      let files = storedFiles(world);
+      for (let i = 0; i < 300 && files.some((f) => !live.has(f)); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        files = storedFiles(world);
+      }
+      expect(files.filter((f) => !live.has(f))).toEqual([]);
+      expect([...live].filter((id) => !files.includes(id))).toEqual([]);
+      process.stdout.write(
+        `after the sweep: ${rows.length} voices accepted, ${rows.length - live.size} deleted, ${files.length} sample files (one per live voice)\n`,
+      );
     });
 
     it('answered no request above with a 5xx, and is still the same process', async () => {
       expect(fiveHundreds).toEqual([]);
+      expect(cacheable).toEqual([]);
       expect(service.output).not.toMatch(/Unhandled|uncaught|FATAL/i);
       expect((await fetch(`${service.url}/health/live`)).status).toBe(200);
     });

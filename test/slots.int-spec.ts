@@ -18,6 +18,7 @@ import { TestWorld } from './support/service';
 const QUEUE_INFO = {
   budget: { reserveShare: 0.1, periodSeconds: 30 * 86_400, burstShare: 0.1 },
   allocationLeaseSeconds: 120,
+  positionMax: 1000,
 };
 
 /**

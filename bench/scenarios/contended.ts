@@ -388,6 +388,8 @@ async function runStrategy(strategy: Strategy, p: Params): Promise<StrategyRun> 
       RECLAIM_MIN_RESIDENCY_SECONDS: String(p.reclaimMinResidencySeconds),
       ACTIVATION_LEASE_SECONDS: String(p.activationLeaseSeconds),
       RATE_LIMIT_ACTIVATIONS_PER_MINUTE: '100000000',
+      RATE_LIMIT_READS_PER_MINUTE: '100000000',
+      RATE_LIMIT_WRITES_PER_MINUTE: '100000000',
       RATE_LIMIT_UPLOADS_PER_MINUTE: '1000000',
     });
     await waitForAccountLimit(world, p.slots + p.sandboxHeadroom);

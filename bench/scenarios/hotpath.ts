@@ -41,6 +41,8 @@ export async function hotpath(
       ...sandboxEnv(sandbox),
       APP_ROLES: 'api',
       RATE_LIMIT_ACTIVATIONS_PER_MINUTE: '100000000',
+      RATE_LIMIT_READS_PER_MINUTE: '100000000',
+      RATE_LIMIT_WRITES_PER_MINUTE: '100000000',
     });
     // A ready voice as an allocation leaves it; the first activation writes its lease, the rest
     // find more than half of it left and answer from the read alone.

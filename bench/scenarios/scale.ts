@@ -34,6 +34,7 @@ import {
 const QUEUE_INFO = {
   budget: { reserveShare: 0.1, periodSeconds: 30 * 86_400, burstShare: 0.1 },
   allocationLeaseSeconds: 120,
+  positionMax: 1000,
 };
 
 const ROOT = resolve(__dirname, '../..');
@@ -408,6 +409,8 @@ async function databaseAtScale(queued: number, total: number, reps: number) {
       ...sandboxEnv(sandbox),
       APP_ROLES: 'api',
       RATE_LIMIT_ACTIVATIONS_PER_MINUTE: '100000000',
+      RATE_LIMIT_READS_PER_MINUTE: '100000000',
+      RATE_LIMIT_WRITES_PER_MINUTE: '100000000',
     });
     const activate = async (v: { id: string; user_id: string }, expect: number) => {
       const res = await fetch(`${service.url}/v1/voices/${v.id}/activate`, {

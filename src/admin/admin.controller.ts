@@ -6,9 +6,10 @@ import {
   ApiOperation,
   ApiTags,
 } from '@nestjs/swagger';
-import { ApiProblems } from '../api-docs/api-responses';
+import { ApiProblems, rateLimitHeaders } from '../api-docs/api-responses';
 import { RequireScopes } from '../auth/auth.guard';
 import { ApiError } from '../common/problem';
+import { RateLimited } from '../common/rate-limit';
 import { ProviderRegistry } from '../providers/provider-registry';
 import { CapacityService } from '../slots/capacity.service';
 import { CloneBudgetService } from '../slots/clone-budget.service';
@@ -35,6 +36,7 @@ const uuidPipe = new ParseUUIDPipe({
 @ApiBearerAuth()
 @RequireScopes('admin')
 @ApiProblems(401, 403, 429, 500)
+@RateLimited()
 @Controller({ version: '1' })
 export class AdminController {
   constructor(
@@ -51,7 +53,7 @@ export class AdminController {
     summary:
       'Slots per provider account: limit, held, foreign, free, backlog, breaker, clone budget (churn)',
   })
-  @ApiOkResponse({ type: [ProviderStatusDto] })
+  @ApiOkResponse({ type: [ProviderStatusDto], headers: rateLimitHeaders('reads') })
   async listProviders(): Promise<ProviderStatusDto[]> {
     return Promise.all(
       this.providers
@@ -64,7 +66,7 @@ export class AdminController {
 
   @Get('admin/voices')
   @ApiOperation({ summary: 'Failed voices (dead letters) with their reasons and attempt history' })
-  @ApiOkResponse({ type: [FailedVoiceDto] })
+  @ApiOkResponse({ type: [FailedVoiceDto], headers: rateLimitHeaders('reads') })
   @ApiProblems(422)
   async listFailedVoices(@Query() query: AdminVoicesQuery): Promise<FailedVoiceDto[]> {
     const voices = await this.voices.list({
@@ -92,7 +94,7 @@ export class AdminController {
   @Post('admin/reconcile')
   @HttpCode(202)
   @ApiOperation({ summary: 'Reconcile now with what the providers hold (runs on a worker)' })
-  @ApiAcceptedResponse({ type: ReconcileAcceptedDto })
+  @ApiAcceptedResponse({ type: ReconcileAcceptedDto, headers: rateLimitHeaders('writes') })
   @ApiProblems(422)
   async reconcileProviders(@Query() query: ReconcileQuery): Promise<ReconcileAcceptedDto> {
     const targets = query.provider ? [query.provider] : this.providers.enabled();

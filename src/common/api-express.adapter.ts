@@ -3,16 +3,17 @@ import type {
   CorsOptionsDelegate,
 } from '@nestjs/common/interfaces/external/cors-options.interface';
 import { ExpressAdapter } from '@nestjs/platform-express';
-import type { Response } from 'express';
+import type { Express, Response } from 'express';
 import { createRequire } from 'node:module';
 import { constantHeaders, type HttpMiddleware } from './constant-headers';
 
 type EtagFn = (body: Buffer, encoding?: BufferEncoding) => string | undefined;
 
+const nestRequire = createRequire(require.resolve('@nestjs/platform-express'));
 /** The cors package as Nest's Express adapter loads it, so both mount the same middleware. */
-const cors = createRequire(require.resolve('@nestjs/platform-express'))('cors') as (
-  options: CorsOptions,
-) => HttpMiddleware;
+const cors = nestRequire('cors') as (options: CorsOptions) => HttpMiddleware;
+/** Express as Nest's adapter loads it. */
+const express = nestRequire('express') as () => Express;
 
 /**
  * Nest's Express adapter with cheaper CORS for requests without an Origin (corsMiddleware) and a
@@ -25,6 +26,18 @@ const cors = createRequire(require.resolve('@nestjs/platform-express'))('cors') 
  * through Nest and Express as before.
  */
 export class ApiExpressAdapter extends ExpressAdapter {
+  /**
+   * Routes match case-sensitively: `/V1/voices` or `/ADMIN/queues` is no route (404), so every
+   * check that looks at the path (security headers, no-store, the API-path scope fallback, the
+   * queue board's mount) sees exactly the paths that reach a handler. The router is created by
+   * the adapter's constructor, so the setting has to be on the instance it is given.
+   */
+  constructor() {
+    const app = express();
+    app.set('case sensitive routing', true);
+    super(app);
+  }
+
   override enableCors(options: CorsOptions | CorsOptionsDelegate<unknown>): void {
     if (typeof options === 'function') super.enableCors(options);
     else this.use(corsMiddleware(options));

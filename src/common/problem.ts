@@ -47,6 +47,11 @@ const CODE_BY_STATUS: Record<number, string> = {
   504: 'gateway_timeout',
 };
 
+/** Our generic code for an HTTP status (for errors nothing more specific describes). */
+export function codeForStatus(status: number): string {
+  return CODE_BY_STATUS[status] ?? (status >= 500 ? 'internal_error' : 'error');
+}
+
 function titleOf(status: number): string {
   const name = HttpStatus[status];
   return typeof name === 'string'
@@ -66,6 +71,11 @@ export function problemOf(status: number, code: string, detail: string): Problem
     detail,
     code,
   };
+}
+
+/** Answers with a problem document (extension members, such as a tool's own `error`, allowed). */
+export function sendProblem(res: Response, problem: Problem & { error?: unknown }): Response {
+  return res.status(problem.status).type('application/problem+json').send(JSON.stringify(problem));
 }
 
 /** What body-parser and Express report, reduced to a stable code and a detail that echoes nothing. */
@@ -104,7 +114,7 @@ export class ProblemFilter implements ExceptionFilter {
     }
     const headers = exception instanceof ApiError ? exception.headers : {};
     for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
-    res.status(problem.status).type('application/problem+json').send(JSON.stringify(problem));
+    sendProblem(res, problem);
   }
 
   private problemFor(exception: unknown): Problem {

@@ -133,6 +133,16 @@ const schema = z.object({
   SANDBOX_CLONE_BUDGET_PERIOD_SECONDS: z.coerce.number().positive().optional(),
   RATE_LIMIT_UPLOADS_PER_MINUTE: int(30, 1),
   RATE_LIMIT_ACTIVATIONS_PER_MINUTE: int(600, 1),
+  /** Every other route: reads (GET) are cheap and get the larger budget; writes the smaller. */
+  RATE_LIMIT_READS_PER_MINUTE: int(1200, 1),
+  RATE_LIMIT_WRITES_PER_MINUTE: int(120, 1),
+  /** Activations waiting for ready at once (waitSeconds), per replica and per user; over: no wait. */
+  LONG_POLL_MAX_PER_REPLICA: int(1000, 1),
+  LONG_POLL_MAX_PER_USER: int(10, 1),
+  /** GET /v1/voices/{id} counts at most this many voices ahead; past it the position is a bound. */
+  QUEUE_POSITION_MAX: int(1000, 1),
+  /** /metrics reads Postgres and Redis at most this often (0: every scrape); scrapes in between share it. */
+  METRICS_REFRESH_SECONDS: int(5),
   CORS_ORIGINS: z
     .string()
     .default('')

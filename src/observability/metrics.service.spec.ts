@@ -4,7 +4,9 @@ import type { ProviderCallObserver } from '../providers/instrumented-provider';
 import type { ProviderRegistry } from '../providers/provider-registry';
 import type { BudgetRefusalListener, CloneBudgetService } from '../slots/clone-budget.service';
 import type { ProviderCapacity, SlotsRepository } from '../slots/slots.repository';
+import type { AppConfig } from '../config/config.module';
 import type { SampleStorage } from '../voice/sample-storage.port';
+import type { VoiceEventsListener } from '../voice/voice-events.listener';
 import type { Voice } from '../voice/voice';
 import type { VoiceStatus } from '../voice/voice-status';
 import type { TransitionRecord, VoiceRepository } from '../voice/voice.repository';
@@ -26,7 +28,7 @@ function voice(status: VoiceStatus, over: Partial<Voice> = {}): Voice {
   } as Voice;
 }
 
-function setup(opts: { jobsFail?: boolean } = {}) {
+function setup(opts: { jobsFail?: boolean; refreshSeconds?: number } = {}) {
   let transition: (t: TransitionRecord) => void = () => undefined;
   let refused: BudgetRefusalListener = () => undefined;
   const budget = {
@@ -46,6 +48,8 @@ function setup(opts: { jobsFail?: boolean } = {}) {
     onRefused: (l: BudgetRefusalListener) => (refused = l),
   };
   let observer: ProviderCallObserver | null = null;
+  /** Reads of shared state (one per refresh). */
+  const reads = { count: 0 };
   const capacity: Partial<ProviderCapacity> = {
     limit: 10,
     held: 4,
@@ -58,8 +62,10 @@ function setup(opts: { jobsFail?: boolean } = {}) {
   const metrics = new MetricsService(
     { capacity: () => Promise.resolve(capacity) } as unknown as SlotsRepository,
     {
-      statusCounts: () =>
-        Promise.resolve([{ provider: 'elevenlabs', status: 'allocating', voices: 3 }]),
+      statusCounts: () => {
+        reads.count++;
+        return Promise.resolve([{ provider: 'elevenlabs', status: 'allocating', voices: 3 }]);
+      },
       inFlightAges: () =>
         Promise.resolve([
           {
@@ -85,10 +91,13 @@ function setup(opts: { jobsFail?: boolean } = {}) {
       }),
     } as unknown as ModuleRef,
     budget as unknown as CloneBudgetService,
+    { METRICS_REFRESH_SECONDS: opts.refreshSeconds ?? 0 } as AppConfig,
+    { waiterCount: 0 } as VoiceEventsListener,
   );
   metrics.onModuleInit();
   return {
     metrics,
+    reads,
     transition: (t: TransitionRecord) => transition(t),
     observer: () => observer,
     refused: (...args: Parameters<BudgetRefusalListener>) => refused(...args),
@@ -236,5 +245,34 @@ describe('MetricsService', () => {
     );
     expect(text).toContain('voice_sample_storage_failures_total{operation="open"} 1');
     expect(text).toContain('bull_queue_jobs{queue="metadata",state="failed"} 3');
+  });
+
+  it('reads shared state once for a burst of scrapes, and again once the refresh period passed', async () => {
+    jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask'] });
+    try {
+      const { metrics, reads } = setup({ refreshSeconds: 5 });
+      const texts = await Promise.all(Array.from({ length: 20 }, () => metrics.render()));
+      expect(reads.count).toBe(1);
+      expect(
+        new Set(texts.map((t) => /voice_metrics_refreshed_timestamp_seconds (\S+)/.exec(t)?.[1]))
+          .size,
+      ).toBe(1);
+      jest.advanceTimersByTime(4_000);
+      await metrics.render();
+      expect(reads.count).toBe(1);
+      jest.advanceTimersByTime(1_500);
+      await Promise.all([metrics.render(), metrics.render()]);
+      expect(reads.count).toBe(2);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  it('with no refresh period, reads at every scrape, still once for scrapes that overlap', async () => {
+    const { metrics, reads } = setup({ refreshSeconds: 0 });
+    await Promise.all([metrics.render(), metrics.render(), metrics.render()]);
+    expect(reads.count).toBe(1);
+    await metrics.render();
+    expect(reads.count).toBe(2);
   });
 });

@@ -10,7 +10,10 @@ import type { ProviderCall } from '../providers/instrumented-provider';
 import { ProviderRegistry } from '../providers/provider-registry';
 import { QueueName } from '../queue/queues';
 import { SlotsRepository, type BreakerState } from '../slots/slots.repository';
+import { withTimeout } from '../common/timeout';
+import { AppConfig } from '../config/config.module';
 import { SampleStorage } from '../voice/sample-storage.port';
+import { VoiceEventsListener } from '../voice/voice-events.listener';
 import { VoiceRepository, type TransitionRecord } from '../voice/voice.repository';
 import { InstrumentedSampleStorage, type StorageOperation } from './instrumented-sample-storage';
 import { COUNTED_STATUSES, MetricsRepository } from './metrics.repository';
@@ -22,6 +25,8 @@ const MISNAMED_DEFAULT_METRICS = [
 ];
 const BREAKER_STATES: readonly BreakerState[] = ['closed', 'open', 'half_open'];
 const BULL_STATES = ['waiting', 'active', 'delayed', 'failed'] as const;
+/** A refresh still running after this long is given up on; its series keep their last values. */
+const REFRESH_TIMEOUT_MS = 10_000;
 
 /** Event reasons that end one allocation attempt (the sweeper's `lease_expired` is not one). */
 const ATTEMPT_RESULTS = new Set([
@@ -115,6 +120,11 @@ export class MetricsService implements OnModuleInit {
       '1 when the pacing lets a re-clone out now',
       this.labelProvider,
     ),
+    refreshedAt: this.gauge(
+      'voice_metrics_refreshed_timestamp_seconds',
+      'When the gauges above were last read from Postgres and Redis (see METRICS_REFRESH_SECONDS)',
+      [],
+    ),
   };
 
   private readonly counters = {
@@ -199,6 +209,10 @@ export class MetricsService implements OnModuleInit {
     ),
   };
 
+  /** The refresh in progress, which every scrape arriving meanwhile waits for. */
+  private refreshing: Promise<void> | null = null;
+  private refreshStartedAt = -Infinity;
+
   constructor(
     private readonly slots: SlotsRepository,
     private readonly repo: MetricsRepository,
@@ -207,8 +221,18 @@ export class MetricsService implements OnModuleInit {
     private readonly storage: SampleStorage,
     private readonly moduleRef: ModuleRef,
     private readonly budget: CloneBudgetService,
+    private readonly config: AppConfig,
+    listener: VoiceEventsListener,
   ) {
     collectDefaultMetrics({ register: this.registry });
+    new Gauge({
+      name: 'voice_activation_waiters',
+      help: 'Activations of this replica waiting for ready now (waitSeconds; capped per replica and per user)',
+      registers: [this.registry],
+      collect() {
+        this.set(listener.waiterCount);
+      },
+    });
     // Gauges that prom-client names like counters; promtool rejects them, and the unsuffixed
     // nodejs_active_* gauges it also exports say the same per type.
     for (const name of MISNAMED_DEFAULT_METRICS) this.registry.removeSingleMetric(name);
@@ -225,7 +249,26 @@ export class MetricsService implements OnModuleInit {
     }
   }
 
+  /**
+   * The gauges of shared state cost several queries and Bull counts, and /metrics answers anyone:
+   * they are read at most once per METRICS_REFRESH_SECONDS, and scrapes arriving meanwhile (or
+   * during the read) are served what it found. Counters and process gauges are always current.
+   */
   async render(): Promise<string> {
+    const now = performance.now();
+    const ageMs = now - this.refreshStartedAt;
+    if (!this.refreshing && ageMs >= this.config.METRICS_REFRESH_SECONDS * 1000) {
+      this.refreshStartedAt = now;
+      // Bounded: a source that never answers must not hold every later scrape behind it.
+      this.refreshing = withTimeout(this.refreshShared(), REFRESH_TIMEOUT_MS, 'metrics refresh')
+        .catch((err: unknown) => this.logger.warn({ err }, 'metrics refresh did not finish'))
+        .finally(() => (this.refreshing = null));
+    }
+    if (this.refreshing) await this.refreshing;
+    return this.registry.metrics();
+  }
+
+  private async refreshShared(): Promise<void> {
     // One failing source (say Redis) must not cost the scrape every other series.
     const results = await Promise.allSettled([
       this.refreshSlots(),
@@ -238,7 +281,7 @@ export class MetricsService implements OnModuleInit {
         this.logger.warn({ err }, 'a metrics source failed; its series keep their last values');
       }
     }
-    return this.registry.metrics();
+    this.gauges.refreshedAt.set(Date.now() / 1000);
   }
 
   /** Reconciliation's findings for one provider; call once per finished run. */

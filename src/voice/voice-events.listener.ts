@@ -264,6 +264,13 @@ export class VoiceEventsListener
     return { wait, cancel };
   }
 
+  /** Waits registered now (long-polling activations of this replica). */
+  get waiterCount(): number {
+    let n = 0;
+    for (const set of this.waiters.values()) n += set.size;
+    return n;
+  }
+
   /** Long-polling activations answer now, so the HTTP server can close without waiting them out. */
   beforeApplicationShutdown(): void {
     for (const set of this.waiters.values()) for (const w of [...set]) w(null);

@@ -21,6 +21,13 @@ export class SampleDto {
 @ApiSchema({ name: 'Queue' })
 export class QueueDto {
   @ApiProperty({ example: 3, nullable: true, type: Number }) position!: number | null;
+  @ApiProperty({
+    example: false,
+    description:
+      'true when more voices are ahead than the service counts (QUEUE_POSITION_MAX): the ' +
+      'position is then a lower bound',
+  })
+  positionAtLeast!: boolean;
   @ApiProperty({ example: null, nullable: true, type: String, format: 'date-time' })
   estimatedReadyAt!: string | null;
   @ApiProperty({
@@ -152,6 +159,7 @@ export function toVoiceDto(
     queue: waiting
       ? {
           position: queue?.position ?? null,
+          positionAtLeast: queue?.positionAtLeast ?? false,
           estimatedReadyAt: iso(queue?.estimatedReadyAt ?? null),
           waitReason: queue?.waitReason ?? (voice.status === 'pending' ? null : 'slot'),
         }

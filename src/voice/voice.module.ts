@@ -3,6 +3,7 @@ import { ProvidersModule } from '../providers/providers.module';
 import { SlotsModule } from '../slots/slots.module';
 import { IdempotencyRepository } from './idempotency.repository';
 import { LastUseRecorder } from './last-use.recorder';
+import { LongPollGate } from './long-poll.gate';
 import { MetadataService } from './metadata.service';
 import { MetadataWorker } from './metadata.worker';
 import { ReadyVoiceCache } from './ready-voice.cache';
@@ -20,6 +21,7 @@ import { VoiceService } from './voice.service';
     LastUseRecorder,
     ReadyVoiceCache,
     IdempotencyRepository,
+    LongPollGate,
   ],
   exports: [VoiceService, VoiceDataModule, IdempotencyRepository],
 })

@@ -104,6 +104,8 @@ export type WaitReason = 'slot' | 'clone_budget' | 'breaker' | 'retry';
 
 export interface QueueInfo {
   position: number;
+  /** More voices are ahead than were counted (QUEUE_POSITION_MAX): `position` is a lower bound. */
+  positionAtLeast: boolean;
   estimatedReadyAt: Date | null;
   /** Why the voice is not being cloned now. */
   waitReason: WaitReason;
@@ -113,7 +115,21 @@ export interface QueueInfoOptions {
   budget: CloneBudgetSettings;
   /** An allocation whose lease reaches past a fresh one is waiting for its next try. */
   allocationLeaseSeconds: number;
+  /** Voices ahead counted at most; the count walks the claim index no further. */
+  positionMax: number;
 }
+
+/**
+ * Voices queued ahead of one ($2..$4) for a provider ($1), counted up to $5 + 1 rows: a walk of the
+ * claim index (voices_claim_idx, the claim's own order) that stops there, whatever the queue's
+ * depth. Exported for the test that checks its plan.
+ */
+export const QUEUED_AHEAD_SQL = `SELECT count(*)::int AS ahead FROM (
+    SELECT 1 FROM voices
+     WHERE provider = $1 AND status = 'queued'
+       AND (fair_tag, queued_at, id) < ($2::bigint, $3::timestamptz, $4::uuid)
+     ORDER BY fair_tag, queued_at, id
+     LIMIT $5::int + 1) ahead`;
 
 export interface VoiceEventRow {
   type: VoiceEventType;
@@ -330,11 +346,9 @@ export class VoiceRepository {
       breaker: string;
       retry_wait: boolean | null;
     })[] = await this.ds.query(
-      `SELECT CASE WHEN $6 THEN (SELECT count(*)::int FROM voices
-                WHERE provider = $1 AND status = 'queued'
-                  AND (fair_tag, queued_at, id) < ($2::bigint, $3::timestamptz, $4::uuid)) END AS ahead,
+      `SELECT CASE WHEN $6 THEN (${QUEUED_AHEAD_SQL}) END AS ahead,
               p.claim_interval_ms AS interval_ms, p.breaker_state AS breaker,
-              (SELECT allocation_lease_expires_at > now() + make_interval(secs => $5 + 1)
+              (SELECT allocation_lease_expires_at > now() + make_interval(secs => $7 + 1)
                  FROM voices WHERE id = $4) AS retry_wait,
               a.*
          FROM providers p JOIN provider_accounts a ON a.provider = p.name AND a.account = 'default'
@@ -344,8 +358,9 @@ export class VoiceRepository {
         voice.fairTag ?? '0',
         voice.queuedAt ?? new Date(0),
         voice.id,
-        opts.allocationLeaseSeconds,
+        opts.positionMax,
         queued,
+        opts.allocationLeaseSeconds,
       ],
     );
     const row = rows[0];
@@ -353,9 +368,11 @@ export class VoiceRepository {
     if (!queued) {
       const waitReason: WaitReason =
         row.breaker !== 'closed' ? 'breaker' : row.retry_wait ? 'retry' : 'slot';
-      return { position: 0, estimatedReadyAt: null, waitReason };
+      return { position: 0, positionAtLeast: false, estimatedReadyAt: null, waitReason };
     }
-    const position = (row.ahead ?? 0) + 1;
+    const counted = row.ahead ?? 0;
+    const positionAtLeast = counted > opts.positionMax;
+    const position = Math.min(counted, opts.positionMax) + 1;
     const interval = row.interval_ms;
     let estimatedReadyAt = interval === null ? null : new Date(Date.now() + position * interval);
     let waitReason: WaitReason = row.breaker === 'open' ? 'breaker' : 'slot';
@@ -369,7 +386,7 @@ export class VoiceRepository {
       )
         estimatedReadyAt = new Date(notBefore);
     }
-    return { position, estimatedReadyAt, waitReason };
+    return { position, positionAtLeast, estimatedReadyAt, waitReason };
   }
 
   /** Voices of a user waiting for a slot or for their metadata. */

@@ -21,6 +21,7 @@ import { ReadyVoiceCache, type ReadTicket } from './ready-voice.cache';
 import { UploadService } from './upload.service';
 import { toVoiceDto, type VoiceDto } from './voice.dto';
 import type { Voice } from './voice';
+import { LongPollGate } from './long-poll.gate';
 import { VoiceEventsListener } from './voice-events.listener';
 import type { VoiceStatus } from './voice-status';
 import {
@@ -64,6 +65,7 @@ export class VoiceService {
     private readonly lastUse: LastUseRecorder,
     private readonly readyVoices: ReadyVoiceCache,
     private readonly idempotency: IdempotencyRepository,
+    private readonly longPolls: LongPollGate,
     @InjectQueue(QueueName.Metadata) private readonly metadataQueue: Queue,
   ) {}
 
@@ -71,6 +73,7 @@ export class VoiceService {
     return {
       budget: budgetSettings(this.config),
       allocationLeaseSeconds: this.config.ALLOCATION_LEASE_SECONDS,
+      positionMax: this.config.QUEUE_POSITION_MAX,
     };
   }
 
@@ -231,11 +234,16 @@ export class VoiceService {
     const now = Date.now();
     const cached = this.readyVoices.get(id, userId, now);
     if (cached && this.leaseHasHalfLeft(cached, now)) return this.answerWithoutWrite(cached, now);
-    const subscription =
-      waitSeconds > 0
-        ? await this.listener.subscribe(id, ['ready', 'failed', 'deleted'], waitSeconds * 1000)
-        : null;
+    // Over the cap of waiting activations, this one answers at once (see LongPollGate).
+    const release = waitSeconds > 0 ? this.longPolls.tryEnter(userId) : null;
+    let subscription: Awaited<ReturnType<VoiceEventsListener['subscribe']>> | null = null;
     try {
+      if (release)
+        subscription = await this.listener.subscribe(
+          id,
+          ['ready', 'failed', 'deleted'],
+          waitSeconds * 1000,
+        );
       const ticket = this.readyVoices.ticket(now);
       let voice = await this.voices.findById(id, userId);
       if (!voice) throw notFound();
@@ -260,6 +268,7 @@ export class VoiceService {
       return await this.answerActivation(userId, voice, ticket);
     } finally {
       subscription?.cancel();
+      release?.();
     }
   }
 

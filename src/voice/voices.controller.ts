@@ -24,7 +24,7 @@ import { ApiIdempotencyKey, ApiProblems, rateLimitHeaders } from '../api-docs/ap
 import { CurrentUser, RequireScopes } from '../auth/auth.guard';
 import type { Principal } from '../auth/auth.service';
 import { ApiError } from '../common/problem';
-import { RateLimit } from '../common/rate-limit';
+import { RateLimit, RateLimited } from '../common/rate-limit';
 import {
   ActivateQuery,
   ListVoicesQuery,
@@ -42,6 +42,7 @@ const uuidPipe = new ParseUUIDPipe({
 @ApiTags('voices')
 @ApiBearerAuth()
 @ApiProblems(401, 403, 429, 500)
+@RateLimited()
 @Controller({ path: 'voices', version: '1' })
 export class VoicesController {
   constructor(private readonly voices: VoiceService) {}
@@ -81,7 +82,7 @@ export class VoicesController {
   @Get()
   @RequireScopes('voices:read')
   @ApiOperation({ summary: "List the caller's voices, newest first" })
-  @ApiOkResponse({ type: VoiceListDto })
+  @ApiOkResponse({ type: VoiceListDto, headers: rateLimitHeaders('reads') })
   @ApiProblems(422)
   async listVoices(
     @CurrentUser() user: Principal,

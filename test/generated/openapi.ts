@@ -217,6 +217,11 @@ export interface components {
             /** @example 3 */
             position: number | null;
             /**
+             * @description true when more voices are ahead than the service counts (QUEUE_POSITION_MAX): the position is then a lower bound
+             * @example false
+             */
+            positionAtLeast: boolean;
+            /**
              * Format: date-time
              * @example null
              */
@@ -653,6 +658,12 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description Requests allowed per window (budget reads) */
+                    "X-RateLimit-Limit-reads"?: string;
+                    /** @description Requests left in this window */
+                    "X-RateLimit-Remaining-reads"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset-reads"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1112,6 +1123,12 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description Requests allowed per window (budget reads) */
+                    "X-RateLimit-Limit-reads"?: string;
+                    /** @description Requests left in this window */
+                    "X-RateLimit-Remaining-reads"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset-reads"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1173,6 +1190,12 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description Requests allowed per window (budget reads) */
+                    "X-RateLimit-Limit-reads"?: string;
+                    /** @description Requests left in this window */
+                    "X-RateLimit-Remaining-reads"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset-reads"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1319,6 +1342,12 @@ export interface operations {
         responses: {
             202: {
                 headers: {
+                    /** @description Requests allowed per window (budget writes) */
+                    "X-RateLimit-Limit-writes"?: string;
+                    /** @description Requests left in this window */
+                    "X-RateLimit-Remaining-writes"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset-writes"?: number;
                     [name: string]: unknown;
                 };
                 content: {

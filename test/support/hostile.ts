@@ -63,3 +63,62 @@ export function problemShape(
   if (/\bat .+:\d+:\d+|node_modules|\/src\/|\.ts:\d/.test(JSON.stringify(b))) issues.push('stack');
   return issues;
 }
+
+/** The seed of a run's generated requests: FUZZ_SEED to replay one, else a fresh one (printed). */
+export function fuzzSeed(): number {
+  const given = Number(process.env.FUZZ_SEED);
+  return Number.isInteger(given) ? given : Math.floor(Math.random() * 2 ** 31);
+}
+
+/** The `sub` of a JWT, or null when it is not one (the fuzzer sends garbage too). */
+export function subjectOf(token: string | null | undefined): string | null {
+  try {
+    const payload = JSON.parse(
+      Buffer.from(String(token).split('.')[1] ?? '', 'base64url').toString(),
+    ) as { sub?: unknown };
+    return typeof payload.sub === 'string' ? payload.sub : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Flips the case of the letters of a route template whose bit is set in `mask` (cycling through
+ * it), leaving `{placeholders}` as they are.
+ */
+export function mangleCase(template: string, mask: number): string {
+  let i = 0;
+  const flip = (c: string) =>
+    (mask >> (i++ % 31)) & 1 ? (c === c.toLowerCase() ? c.toUpperCase() : c.toLowerCase()) : c;
+  return template
+    .split(/(\{\w+\})/)
+    .map((part) => (part.startsWith('{') ? part : part.replace(/[a-z]/gi, flip)))
+    .join('');
+}
+
+/** Runs `fn` over `items`, `width` at a time, in order of start; every item runs exactly once. */
+export async function inParallel<T>(
+  items: readonly T[],
+  width: number,
+  fn: (item: T, index: number) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        await fn(items[i], i);
+      }
+    }),
+  );
+}
+
+const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi;
+
+/** The voice ids of `owners` that `text` shows although they belong to someone else than `user`. */
+export function foreignIds(text: string, user: string, owners: Map<string, string>): string[] {
+  return [...new Set(text.match(UUID) ?? [])].filter((id) => {
+    const owner = owners.get(id.toLowerCase());
+    return owner !== undefined && owner !== user;
+  });
+}

@@ -52,6 +52,11 @@ export class TestWorld {
       AUTH_JWT_SECRET: TEST_JWT_SECRET,
       LOG_LEVEL: 'warn',
       SCHEDULER_TICK_SECONDS: '1',
+      // Suites poll voices many times a second; the read and write budgets and the metrics cache
+      // are tested by security-limits.e2e-spec.ts, which sets them.
+      RATE_LIMIT_READS_PER_MINUTE: '1000000',
+      RATE_LIMIT_WRITES_PER_MINUTE: '1000000',
+      METRICS_REFRESH_SECONDS: '0',
       ...extra,
     };
   }
