@@ -44,6 +44,8 @@ describe('alerts, runbooks and dashboard', () => {
         'VoiceDeadLetters',
         'VoiceCloneBudgetBurnRate',
         'VoiceCloneBudgetExhausted',
+        'VoiceSlotsTargetDown',
+        'VoiceHttpServerErrors',
       ]),
     );
     for (const { alert, block } of rules) {

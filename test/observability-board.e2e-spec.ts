@@ -73,7 +73,10 @@ describe('Bull Board for operators', () => {
   it('counts board requests under one route label', async () => {
     const s = parseMetrics(await (await get('/metrics')).text());
     expect(
-      sampleValue(s, 'http_requests_total', { route: '/admin/queues/*', status: '401' }),
+      sampleValue(s, 'voice_slots_http_request_duration_seconds_count', {
+        route: '/admin/queues/*',
+        status: '401',
+      }),
     ).toBeGreaterThan(0);
     expect(s.some((x) => x.labels.route?.startsWith('/admin/queues/api'))).toBe(false);
   });

@@ -131,33 +131,43 @@ describe('observability end to end', () => {
     const s = parseMetrics(text);
     const el = { provider: 'elevenlabs' };
     expect(
-      sampleValue(s, 'voice_allocation_attempts_total', { ...el, result: 'remote_created' }),
+      sampleValue(s, 'voice_slots_allocation_attempts_total', { ...el, result: 'remote_created' }),
     ).toBe(1);
-    expect(sampleValue(s, 'voice_allocation_duration_seconds_count', el)).toBe(1);
-    expect(sampleValue(s, 'voice_time_to_ready_seconds_count', el)).toBe(1);
+    expect(sampleValue(s, 'voice_slots_allocation_duration_seconds_count', el)).toBe(1);
+    expect(sampleValue(s, 'voice_slots_time_to_ready_seconds_count', el)).toBe(1);
     expect(
-      sampleValue(s, 'provider_requests_total', { ...el, operation: 'createVoice', outcome: 'ok' }),
+      sampleValue(s, 'voice_slots_provider_requests_total', {
+        ...el,
+        operation: 'createVoice',
+        outcome: 'ok',
+      }),
     ).toBe(1);
     expect(
-      sampleValue(s, 'provider_request_duration_seconds_count', {
+      sampleValue(s, 'voice_slots_provider_request_duration_seconds_count', {
         ...el,
         operation: 'createVoice',
       }),
     ).toBe(1);
     expect(sampleValue(s, 'voice_slots_held', el)).toBe(1);
     expect(sampleValue(s, 'voice_slots_free', el)).toBe(4);
-    expect(sampleValue(s, 'voices', { ...el, status: 'ready' })).toBe(1);
-    expect(sampleValue(s, 'voice_queue_depth', el)).toBe(0);
-    expect(sampleValue(s, 'voice_provider_breaker_state', { ...el, state: 'closed' })).toBe(1);
+    expect(sampleValue(s, 'voice_slots_voices', { ...el, status: 'ready' })).toBe(1);
+    expect(sampleValue(s, 'voice_slots_queue_depth', el)).toBe(0);
+    expect(sampleValue(s, 'voice_slots_provider_breaker_state', { ...el, state: 'closed' })).toBe(
+      1,
+    );
     expect(
-      sampleValue(s, 'bull_queue_jobs', { queue: 'allocation-elevenlabs', state: 'failed' }),
+      sampleValue(s, 'voice_slots_queue_jobs', { queue: 'allocation-elevenlabs', state: 'failed' }),
     ).toBe(0);
     // Routes, not raw URLs: the voice id is not a label value.
     expect(
-      sampleValue(s, 'http_requests_total', { method: 'POST', route: '/v1/voices', status: '202' }),
+      sampleValue(s, 'voice_slots_http_request_duration_seconds_count', {
+        method: 'POST',
+        route: '/v1/voices',
+        status: '202',
+      }),
     ).toBe(1);
     expect(
-      sampleValue(s, 'http_requests_total', {
+      sampleValue(s, 'voice_slots_http_request_duration_seconds_count', {
         method: 'GET',
         route: '/v1/voices/:id',
         status: '200',
@@ -195,10 +205,13 @@ describe('observability end to end', () => {
     );
     const s = parseMetrics(await (await fetch(`${service.url}/metrics`)).text());
     expect(
-      sampleValue(s, 'voice_provider_breaker_state', { provider: 'cartesia', state: 'open' }),
+      sampleValue(s, 'voice_slots_provider_breaker_state', { provider: 'cartesia', state: 'open' }),
     ).toBe(1);
     expect(
-      sampleValue(s, 'voice_provider_breaker_state', { provider: 'cartesia', state: 'closed' }),
+      sampleValue(s, 'voice_slots_provider_breaker_state', {
+        provider: 'cartesia',
+        state: 'closed',
+      }),
     ).toBe(0);
   });
 });

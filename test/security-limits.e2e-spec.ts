@@ -293,7 +293,7 @@ describe('long-polling activations', () => {
   afterAll(() => world.dispose(), 30_000);
 
   const scrape = async () => (await fetch(`${service.url}/metrics`)).text();
-  const waiters = async () => metric(await scrape(), 'voice_activation_waiters')[0];
+  const waiters = async () => metric(await scrape(), 'voice_slots_activation_waiters')[0];
 
   /** Sends `n` waiting activations; resolves once all but `open` answered, with those answers. */
   async function flood(client: ApiClient, id: string, n: number, open: number) {
@@ -332,7 +332,7 @@ describe('long-polling activations', () => {
     expect(fromBob.answeredAtOnce).toHaveLength(50 - (PER_REPLICA - PER_USER));
     expect(fromBob.answeredAtOnce.every((r) => r.status === 202)).toBe(true);
     const scraped = await scrape();
-    expect(metric(scraped, 'voice_activation_waiters')[0]).toBe(PER_REPLICA);
+    expect(metric(scraped, 'voice_slots_activation_waiters')[0]).toBe(PER_REPLICA);
     expect(metric(scraped, 'process_resident_memory_bytes')[0]).toBeLessThan(512 * 1024 * 1024);
 
     // The waits end with the voices: every open request gets its answer, a problem document.
@@ -364,8 +364,8 @@ describe('a deep queue', () => {
 
   it('answers a queued voice with a bounded count, cheaply, and /metrics from one refresh', async () => {
     const before = await (await fetch(`${service.url}/metrics`)).text();
-    const refreshedAt = metric(before, 'voice_metrics_refreshed_timestamp_seconds')[0];
-    const depth = metric(before, 'voice_queue_depth', '{provider="elevenlabs"}')[0];
+    const refreshedAt = metric(before, 'voice_slots_metrics_refreshed_timestamp_seconds')[0];
+    const depth = metric(before, 'voice_slots_queue_depth', '{provider="elevenlabs"}')[0];
     expect(refreshedAt).toBeGreaterThan(0);
 
     const alice = new ApiClient(service.url, 'alice');
@@ -427,8 +427,8 @@ describe('a deep queue', () => {
       Array.from({ length: 30 }, async () => (await fetch(`${service.url}/metrics`)).text()),
     );
     for (const text of burst) {
-      expect(metric(text, 'voice_metrics_refreshed_timestamp_seconds')[0]).toBe(refreshedAt);
-      expect(metric(text, 'voice_queue_depth', '{provider="elevenlabs"}')[0]).toBe(depth);
+      expect(metric(text, 'voice_slots_metrics_refreshed_timestamp_seconds')[0]).toBe(refreshedAt);
+      expect(metric(text, 'voice_slots_queue_depth', '{provider="elevenlabs"}')[0]).toBe(depth);
     }
   }, 90_000);
 });

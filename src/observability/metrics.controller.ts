@@ -1,5 +1,6 @@
-import { Controller, Get, Header } from '@nestjs/common';
+import { Controller, Get, Res } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
+import type { Response } from 'express';
 import { MetricsService } from './metrics.service';
 
 @ApiExcludeController()
@@ -8,8 +9,10 @@ export class MetricsController {
   constructor(private readonly metrics: MetricsService) {}
 
   @Get()
-  @Header('Content-Type', 'text/plain; version=0.0.4; charset=utf-8')
-  scrape(): Promise<string> {
-    return this.metrics.render();
+  async scrape(@Res({ passthrough: true }) res: Response): Promise<string> {
+    const text = await this.metrics.render();
+    // The registry's own content type (the exposition format version it writes), not a copy.
+    res.setHeader('Content-Type', this.metrics.registry.contentType);
+    return text;
   }
 }

@@ -119,16 +119,16 @@ describe('MetricsService', () => {
     const { metrics, refused } = setup();
     await metrics.render();
     const el = { provider: 'elevenlabs' };
-    expect(await value(metrics, 'voice_clone_budget_used', el)).toBe(92);
-    expect(await value(metrics, 'voice_clone_budget_limit', el)).toBe(95);
-    const toReset = await value(metrics, 'voice_clone_budget_seconds_to_reset', el);
+    expect(await value(metrics, 'voice_slots_clone_budget_used', el)).toBe(92);
+    expect(await value(metrics, 'voice_slots_clone_budget_limit', el)).toBe(95);
+    const toReset = await value(metrics, 'voice_slots_clone_budget_seconds_to_reset', el);
     expect(toReset).toBeGreaterThan(3590);
     expect(toReset).toBeLessThanOrEqual(3600);
-    expect(await value(metrics, 'voice_clone_budget_exhausted', el)).toBe(0);
-    expect(await value(metrics, 'voice_clone_budget_allowed_now', el)).toBe(0);
+    expect(await value(metrics, 'voice_slots_clone_budget_exhausted', el)).toBe(0);
+    expect(await value(metrics, 'voice_slots_clone_budget_allowed_now', el)).toBe(0);
     refused('elevenlabs', 'paced', 2);
     expect(
-      await value(metrics, 'voice_clone_budget_refusals_total', { ...el, reason: 'paced' }),
+      await value(metrics, 'voice_slots_clone_budget_refusals_total', { ...el, reason: 'paced' }),
     ).toBe(2);
   });
 
@@ -142,12 +142,19 @@ describe('MetricsService', () => {
 
     const el = { provider: 'elevenlabs' };
     expect(
-      await value(metrics, 'voice_allocation_attempts_total', { ...el, result: 'remote_created' }),
+      await value(metrics, 'voice_slots_allocation_attempts_total', {
+        ...el,
+        result: 'remote_created',
+      }),
     ).toBe(1);
-    expect(await value(metrics, 'voice_allocation_duration_seconds', { ...el, le: '2.5' })).toBe(1);
-    expect(await value(metrics, 'voice_allocation_duration_seconds', { ...el, le: '1' })).toBe(0);
-    expect(await value(metrics, 'voice_time_to_ready_seconds', { ...el, le: '10' })).toBe(1);
-    expect(await value(metrics, 'voice_time_to_ready_seconds', { ...el, le: '5' })).toBe(0);
+    expect(
+      await value(metrics, 'voice_slots_allocation_duration_seconds', { ...el, le: '2.5' }),
+    ).toBe(1);
+    expect(
+      await value(metrics, 'voice_slots_allocation_duration_seconds', { ...el, le: '1' }),
+    ).toBe(0);
+    expect(await value(metrics, 'voice_slots_time_to_ready_seconds', { ...el, le: '10' })).toBe(1);
+    expect(await value(metrics, 'voice_slots_time_to_ready_seconds', { ...el, le: '5' })).toBe(0);
   });
 
   it('tells retries, failures, reclaims and sweeper resolutions apart', async () => {
@@ -181,22 +188,24 @@ describe('MetricsService', () => {
 
     const el = { provider: 'elevenlabs' };
     expect(
-      await value(metrics, 'voice_allocation_retries_total', {
+      await value(metrics, 'voice_slots_allocation_retries_total', {
         ...el,
         reason: 'provider_retryable',
       }),
     ).toBe(1);
-    expect(await value(metrics, 'voice_sweeper_resolutions_total', el)).toBe(1);
+    expect(await value(metrics, 'voice_slots_sweeper_resolutions_total', el)).toBe(1);
     expect(
-      await value(metrics, 'voice_sweeper_resolutions_total', { ...el, outcome: 'requeued' }),
+      await value(metrics, 'voice_slots_sweeper_resolutions_total', { ...el, outcome: 'requeued' }),
     ).toBe(1);
     expect(
-      await value(metrics, 'voice_failures_total', { ...el, reason: 'attempts_exhausted' }),
+      await value(metrics, 'voice_slots_failures_total', { ...el, reason: 'attempts_exhausted' }),
     ).toBe(1);
-    expect(await value(metrics, 'voice_reclaims_total', { ...el, reason: 'idle_reclaim' })).toBe(1);
+    expect(
+      await value(metrics, 'voice_slots_reclaims_total', { ...el, reason: 'idle_reclaim' }),
+    ).toBe(1);
     // Attempts: the retryable failure and the exhausted one, not the sweeper's moves.
     const attempts = await metrics.registry
-      .getSingleMetric('voice_allocation_attempts_total')
+      .getSingleMetric('voice_slots_allocation_attempts_total')
       ?.get();
     expect(attempts?.values.map((v) => [v.labels.result, v.value])).toEqual([
       ['provider_retryable', 1],
@@ -211,14 +220,18 @@ describe('MetricsService', () => {
     expect(warn).toHaveBeenCalledTimes(1);
     warn.mockRestore();
 
-    expect(text).toContain('voice_queue_depth{provider="elevenlabs"} 7');
-    expect(text).toContain('voice_provider_breaker_state{provider="elevenlabs",state="open"} 1');
-    expect(text).toContain('voice_provider_breaker_state{provider="elevenlabs",state="closed"} 0');
-    expect(text).toContain('voices{provider="elevenlabs",status="allocating"} 3');
-    expect(text).toContain('voices{provider="elevenlabs",status="queued"} 0');
-    expect(text).toContain('voice_allocations_lease_expired{provider="elevenlabs"} 2');
-    expect(text).toContain('voice_allocating_oldest_seconds{provider="elevenlabs"} 900');
-    expect(text).not.toContain('bull_queue_jobs{');
+    expect(text).toContain('voice_slots_queue_depth{provider="elevenlabs"} 7');
+    expect(text).toContain(
+      'voice_slots_provider_breaker_state{provider="elevenlabs",state="open"} 1',
+    );
+    expect(text).toContain(
+      'voice_slots_provider_breaker_state{provider="elevenlabs",state="closed"} 0',
+    );
+    expect(text).toContain('voice_slots_voices{provider="elevenlabs",status="allocating"} 3');
+    expect(text).toContain('voice_slots_voices{provider="elevenlabs",status="queued"} 0');
+    expect(text).toContain('voice_slots_allocations_lease_expired{provider="elevenlabs"} 2');
+    expect(text).toContain('voice_slots_allocating_oldest_seconds{provider="elevenlabs"} 900');
+    expect(text).not.toContain('voice_slots_queue_jobs{');
   });
 
   it('records provider calls, reconciliation findings and storage failures', async () => {
@@ -235,16 +248,16 @@ describe('MetricsService', () => {
 
     const text = await metrics.render();
     expect(text).toContain(
-      'provider_requests_total{provider="elevenlabs",operation="createVoice",outcome="capacity"} 1',
+      'voice_slots_provider_requests_total{provider="elevenlabs",operation="createVoice",outcome="capacity"} 1',
     );
     expect(text).toContain(
-      'voice_reconciliation_findings_total{provider="elevenlabs",finding="orphan_deleted"} 2',
+      'voice_slots_reconciliation_findings_total{provider="elevenlabs",finding="orphan_deleted"} 2',
     );
     expect(text).toContain(
-      'voice_reconciliation_findings_total{provider="elevenlabs",finding="ready_missing"} 1',
+      'voice_slots_reconciliation_findings_total{provider="elevenlabs",finding="ready_missing"} 1',
     );
-    expect(text).toContain('voice_sample_storage_failures_total{operation="open"} 1');
-    expect(text).toContain('bull_queue_jobs{queue="metadata",state="failed"} 3');
+    expect(text).toContain('voice_slots_sample_storage_failures_total{operation="open"} 1');
+    expect(text).toContain('voice_slots_queue_jobs{queue="metadata",state="failed"} 3');
   });
 
   it('reads shared state once for a burst of scrapes, and again once the refresh period passed', async () => {
@@ -254,8 +267,9 @@ describe('MetricsService', () => {
       const texts = await Promise.all(Array.from({ length: 20 }, () => metrics.render()));
       expect(reads.count).toBe(1);
       expect(
-        new Set(texts.map((t) => /voice_metrics_refreshed_timestamp_seconds (\S+)/.exec(t)?.[1]))
-          .size,
+        new Set(
+          texts.map((t) => /voice_slots_metrics_refreshed_timestamp_seconds (\S+)/.exec(t)?.[1]),
+        ).size,
       ).toBe(1);
       jest.advanceTimersByTime(4_000);
       await metrics.render();

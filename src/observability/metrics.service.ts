@@ -67,61 +67,61 @@ export class MetricsService implements OnModuleInit {
       'Voices on the account not created by the service (found by reconciliation)',
       this.labelProvider,
     ),
-    queued: this.gauge('voice_queue_depth', 'Voices waiting for a slot', this.labelProvider),
+    queued: this.gauge('voice_slots_queue_depth', 'Voices waiting for a slot', this.labelProvider),
     oldest: this.gauge(
-      'voice_queue_oldest_wait_seconds',
+      'voice_slots_queue_oldest_wait_seconds',
       'Wait of the oldest queued voice',
       this.labelProvider,
     ),
     breaker: this.gauge(
-      'voice_provider_breaker_state',
+      'voice_slots_provider_breaker_state',
       "Circuit breaker of a provider: 1 for its current state's series",
       ['provider', 'state'],
     ),
-    voices: this.gauge('voices', 'Voices per in-flight status', ['provider', 'status']),
+    voices: this.gauge('voice_slots_voices', 'Voices per in-flight status', ['provider', 'status']),
     expiredAllocations: this.gauge(
-      'voice_allocations_lease_expired',
+      'voice_slots_allocations_lease_expired',
       'Allocations whose lease ran out and that the sweeper has not resolved yet',
       this.labelProvider,
     ),
     oldestAllocating: this.gauge(
-      'voice_allocating_oldest_seconds',
+      'voice_slots_allocating_oldest_seconds',
       'Time since the oldest current allocation claimed its slot (0 when none)',
       this.labelProvider,
     ),
     oldestReclaiming: this.gauge(
-      'voice_reclaiming_oldest_seconds',
+      'voice_slots_reclaiming_oldest_seconds',
       'Time the oldest voice has been reclaiming (0 when none)',
       this.labelProvider,
     ),
-    jobs: this.gauge('bull_queue_jobs', 'Bull jobs per queue and state', ['queue', 'state']),
+    jobs: this.gauge('voice_slots_queue_jobs', 'Bull jobs per queue and state', ['queue', 'state']),
     budgetUsed: this.gauge(
-      'voice_clone_budget_used',
+      'voice_slots_clone_budget_used',
       'Clone operations spent this budget period (the provider counter plus our clones since)',
       this.labelProvider,
     ),
     budgetLimit: this.gauge(
-      'voice_clone_budget_limit',
+      'voice_slots_clone_budget_limit',
       'Clone operations per budget period (absent: no budget known)',
       this.labelProvider,
     ),
     budgetResetSeconds: this.gauge(
-      'voice_clone_budget_seconds_to_reset',
+      'voice_slots_clone_budget_seconds_to_reset',
       'Seconds until the clone budget resets (absent: unknown)',
       this.labelProvider,
     ),
     budgetExhausted: this.gauge(
-      'voice_clone_budget_exhausted',
+      'voice_slots_clone_budget_exhausted',
       '1 while the clone budget is spent until its reset',
       this.labelProvider,
     ),
     budgetAllowed: this.gauge(
-      'voice_clone_budget_allowed_now',
+      'voice_slots_clone_budget_allowed_now',
       '1 when the pacing lets a re-clone out now',
       this.labelProvider,
     ),
     refreshedAt: this.gauge(
-      'voice_metrics_refreshed_timestamp_seconds',
+      'voice_slots_metrics_refreshed_timestamp_seconds',
       'When the gauges above were last read from Postgres and Redis (see METRICS_REFRESH_SECONDS)',
       [],
     ),
@@ -129,80 +129,78 @@ export class MetricsService implements OnModuleInit {
 
   private readonly counters = {
     attempts: this.counter(
-      'voice_allocation_attempts_total',
+      'voice_slots_allocation_attempts_total',
       'Allocation attempts by their result (the event reason that ended them)',
       ['provider', 'result'],
     ),
     retries: this.counter(
-      'voice_allocation_retries_total',
+      'voice_slots_allocation_retries_total',
       'Allocation attempts that failed and will be retried',
       ['provider', 'reason'],
     ),
     failures: this.counter(
-      'voice_failures_total',
+      'voice_slots_failures_total',
       'Voices that ended failed (dead letters, listed by GET /v1/admin/voices?status=failed)',
       ['provider', 'reason'],
     ),
-    reclaims: this.counter('voice_reclaims_total', 'Voices reclaimed', ['provider', 'reason']),
+    reclaims: this.counter('voice_slots_reclaims_total', 'Voices reclaimed', [
+      'provider',
+      'reason',
+    ]),
     sweeper: this.counter(
-      'voice_sweeper_resolutions_total',
+      'voice_slots_sweeper_resolutions_total',
       'Expired allocations resolved by the sweeper',
       ['provider', 'outcome'],
     ),
     reconciliationRuns: this.counter(
-      'voice_reconciliation_runs_total',
+      'voice_slots_reconciliation_runs_total',
       'Reconciliation runs finished',
       this.labelProvider,
     ),
     reconciliationFindings: this.counter(
-      'voice_reconciliation_findings_total',
+      'voice_slots_reconciliation_findings_total',
       'What reconciliation corrected: orphan remote voices deleted, ready voices missing remotely',
       ['provider', 'finding'],
     ),
     storageFailures: this.counter(
-      'voice_sample_storage_failures_total',
+      'voice_slots_sample_storage_failures_total',
       'Failed sample storage operations',
       ['operation'],
     ),
     providerRequests: this.counter(
-      'provider_requests_total',
+      'voice_slots_provider_requests_total',
       'Calls to provider APIs by outcome (ok, retryable, capacity, fatal, not_found, error)',
       ['provider', 'operation', 'outcome'],
     ),
     budgetRefusals: this.counter(
-      'voice_clone_budget_refusals_total',
+      'voice_slots_clone_budget_refusals_total',
       'Queued voices a dispatch held back although a slot was free, because the clone budget ' +
         'was spent (exhausted) or the pacing said not yet (paced); counted per dispatch',
       ['provider', 'reason'],
     ),
-    httpRequests: this.counter('http_requests_total', 'HTTP requests served', [
-      'method',
-      'route',
-      'status',
-    ]),
   };
 
   private readonly histograms = {
     allocation: this.histogram(
-      'voice_allocation_duration_seconds',
+      'voice_slots_allocation_duration_seconds',
       'From slot claim to ready (readyAt - claimedAt)',
       ['provider'],
       [0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800],
     ),
     timeToReady: this.histogram(
-      'voice_time_to_ready_seconds',
+      'voice_slots_time_to_ready_seconds',
       'From upload to ready (readyAt - createdAt)',
       ['provider'],
       [1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400],
     ),
     provider: this.histogram(
-      'provider_request_duration_seconds',
+      'voice_slots_provider_request_duration_seconds',
       'Duration of calls to provider APIs',
       ['provider', 'operation'],
       [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     ),
     http: this.histogram(
-      'http_request_duration_seconds',
+      'voice_slots_http_request_duration_seconds',
       'Duration of HTTP requests served',
       ['method', 'route', 'status'],
       [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
@@ -226,7 +224,7 @@ export class MetricsService implements OnModuleInit {
   ) {
     collectDefaultMetrics({ register: this.registry });
     new Gauge({
-      name: 'voice_activation_waiters',
+      name: 'voice_slots_activation_waiters',
       help: 'Activations of this replica waiting for ready now (waitSeconds; capped per replica and per user)',
       registers: [this.registry],
       collect() {
@@ -309,7 +307,6 @@ export class MetricsService implements OnModuleInit {
 
   recordHttpRequest(method: string, route: string, status: number, durationSeconds: number): void {
     const labels = { method, route, status: String(status) };
-    this.counters.httpRequests.inc(labels);
     this.histograms.http.observe(labels, durationSeconds);
   }
 
