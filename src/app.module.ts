@@ -17,6 +17,7 @@ import { QueueModule } from './queue/queue.module';
 import { SchedulerModule } from './scheduler/scheduler.module';
 import { VoiceApiModule } from './voice/voice-api.module';
 import { VoiceModule } from './voice/voice.module';
+import { WebhooksModule } from './webhooks/webhooks.module';
 
 /** The whole service; the roles of this replica decide which routes and processors are mounted. */
 @Module({})
@@ -33,6 +34,7 @@ export class AppModule {
         ObservabilityModule,
         VoiceModule,
         SchedulerModule,
+        WebhooksModule,
         ...(hasRole(config, 'api')
           ? [rateLimitModule(), VoiceApiModule, AdminModule, QueueBoardModule, ApiDocsModule]
           : []),

@@ -143,6 +143,16 @@ const schema = z.object({
   QUEUE_POSITION_MAX: int(1000, 1),
   /** /metrics reads Postgres and Redis at most this often (0: every scrape); scrapes in between share it. */
   METRICS_REFRESH_SECONDS: int(5),
+  /** Webhook URLs may point at loopback or private addresses (default: on outside production). */
+  WEBHOOK_ALLOW_PRIVATE: onOff.optional(),
+  /** Waits before each retry of a webhook delivery (CONTRACT.md's schedule); then it is failed. */
+  WEBHOOK_RETRY_SCHEDULE_SECONDS: z
+    .string()
+    .default('0,5,300,1800,7200,18000,36000,36000')
+    .transform((s) => s.split(',').map((x) => Number(x.trim())))
+    .pipe(z.array(z.number().min(0)).min(1)),
+  /** Deliveries in flight per endpoint per worker: a slow receiver never holds the others. */
+  WEBHOOK_CONCURRENCY_PER_ENDPOINT: int(4, 1),
   CORS_ORIGINS: z
     .string()
     .default('')
@@ -178,6 +188,8 @@ export interface AppConfig extends Omit<Env, 'APP_ROLES' | 'WORKER_PROVIDERS' | 
   workerProviders: readonly ProviderName[];
   providers: Record<ProviderName, ProviderSettings>;
   sandboxEnabled: boolean;
+  /** WEBHOOK_ALLOW_PRIVATE resolved against NODE_ENV. */
+  webhookAllowPrivate: boolean;
 }
 
 export class ConfigError extends Error {}
@@ -280,6 +292,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     workerProviders,
     providers,
     sandboxEnabled,
+    webhookAllowPrivate: (e.WEBHOOK_ALLOW_PRIVATE ?? (production ? 'off' : 'on')) === 'on',
   };
 }
 

@@ -9,6 +9,7 @@ import { ReclaimNeed1764835200000 } from './migrations/1764835200000-reclaim-nee
 import { CloneBudget1764921600000 } from './migrations/1764921600000-clone-budget';
 import { VoiceUsage1765008000000 } from './migrations/1765008000000-voice-usage';
 import { SampleRemoval1765200000000 } from './migrations/1765200000000-sample-removal';
+import { Webhooks1765300000000 } from './migrations/1765300000000-webhooks';
 
 export const MIGRATIONS = [
   InitialSchema1764489600000,
@@ -19,6 +20,7 @@ export const MIGRATIONS = [
   CloneBudget1764921600000,
   VoiceUsage1765008000000,
   SampleRemoval1765200000000,
+  Webhooks1765300000000,
 ];
 
 /**
