@@ -46,6 +46,7 @@ describe('alerts, runbooks and dashboard', () => {
         'VoiceCloneBudgetExhausted',
         'VoiceSlotsTargetDown',
         'VoiceHttpServerErrors',
+        'VoiceWebhookBacklogGrowing',
       ]),
     );
     for (const { alert, block } of rules) {

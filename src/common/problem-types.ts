@@ -29,6 +29,8 @@ export const PROBLEM_TYPES = {
   sample_too_long: 'The voice sample is longer than accepted.',
   sample_unreadable: 'The voice sample could not be read as audio.',
   provider_unavailable: 'The provider is not enabled on this service.',
+  webhook_url_refused:
+    'The webhook URL is not allowed: not http(s), plain http in production, credentials in it, or a private, loopback or reserved address.',
   user_pending_limit: 'The user has too many voices waiting; wait for some to be ready.',
   upload_too_slow: 'The upload arrived slower than UPLOAD_MIN_BYTES_PER_SECOND and was cut.',
   rate_limited: 'Too many requests; wait for Retry-After seconds.',

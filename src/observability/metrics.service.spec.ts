@@ -1,3 +1,5 @@
+import type { WebhookDeliveryService } from '../webhooks/webhook-delivery.service';
+import type { WebhooksRepository } from '../webhooks/webhooks.repository';
 import { Logger } from '@nestjs/common';
 import type { ModuleRef } from '@nestjs/core';
 import type { ProviderCallObserver } from '../providers/instrumented-provider';
@@ -92,6 +94,10 @@ function setup(opts: { jobsFail?: boolean; refreshSeconds?: number } = {}) {
     } as unknown as ModuleRef,
     budget as unknown as CloneBudgetService,
     { METRICS_REFRESH_SECONDS: opts.refreshSeconds ?? 0 } as AppConfig,
+    {
+      backlog: () => Promise.resolve([{ endpointId: 'e1', pending: 12, oldestSeconds: 90 }]),
+    } as unknown as WebhooksRepository,
+    { setObserver: () => undefined } as unknown as WebhookDeliveryService,
     { waiterCount: 0 } as VoiceEventsListener,
   );
   metrics.onModuleInit();

@@ -7,6 +7,8 @@ import type { Queue } from 'bull';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ProviderName } from '../config/app-config';
 import type { ProviderCall } from '../providers/instrumented-provider';
+import { WebhookDeliveryService } from '../webhooks/webhook-delivery.service';
+import { WebhooksRepository } from '../webhooks/webhooks.repository';
 import { ProviderRegistry } from '../providers/provider-registry';
 import { QueueName } from '../queue/queues';
 import { SlotsRepository, type BreakerState } from '../slots/slots.repository';
@@ -120,6 +122,16 @@ export class MetricsService implements OnModuleInit {
       '1 when the pacing lets a re-clone out now',
       this.labelProvider,
     ),
+    webhookBacklog: this.gauge(
+      'voice_slots_webhook_backlog',
+      'Webhook deliveries not yet delivered nor failed, per endpoint',
+      ['endpoint'],
+    ),
+    webhookOldest: this.gauge(
+      'voice_slots_webhook_oldest_pending_seconds',
+      'Age of the oldest undelivered webhook event, per endpoint',
+      ['endpoint'],
+    ),
     refreshedAt: this.gauge(
       'voice_slots_metrics_refreshed_timestamp_seconds',
       'When the gauges above were last read from Postgres and Redis (see METRICS_REFRESH_SECONDS)',
@@ -172,6 +184,11 @@ export class MetricsService implements OnModuleInit {
       'Calls to provider APIs by outcome (ok, retryable, capacity, fatal, not_found, error)',
       ['provider', 'operation', 'outcome'],
     ),
+    webhookAttempts: this.counter(
+      'voice_slots_webhook_attempts_total',
+      'Webhook delivery attempts by outcome (delivered, retry: failed and due again, failed: for good)',
+      ['outcome'],
+    ),
     budgetRefusals: this.counter(
       'voice_slots_clone_budget_refusals_total',
       'Queued voices a dispatch held back although a slot was free, because the clone budget ' +
@@ -199,6 +216,12 @@ export class MetricsService implements OnModuleInit {
       ['provider', 'operation'],
       [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     ),
+    webhook: this.histogram(
+      'voice_slots_webhook_attempt_duration_seconds',
+      'Duration of webhook delivery attempts (the receiver’s answer or the timeout)',
+      [],
+      [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15],
+    ),
     http: this.histogram(
       'voice_slots_http_request_duration_seconds',
       'Duration of HTTP requests served',
@@ -220,6 +243,8 @@ export class MetricsService implements OnModuleInit {
     private readonly moduleRef: ModuleRef,
     private readonly budget: CloneBudgetService,
     private readonly config: AppConfig,
+    private readonly webhooks: WebhooksRepository,
+    private readonly deliveries: WebhookDeliveryService,
     listener: VoiceEventsListener,
   ) {
     collectDefaultMetrics({ register: this.registry });
@@ -238,6 +263,12 @@ export class MetricsService implements OnModuleInit {
 
   onModuleInit(): void {
     this.voices.onTransition((t) => this.onTransition(t));
+    this.deliveries.setObserver({
+      onAttempt: (outcome, seconds) => {
+        this.counters.webhookAttempts.inc({ outcome });
+        this.histograms.webhook.observe(seconds);
+      },
+    });
     this.providers.setObserver({ onCall: (call) => this.recordProviderCall(call) });
     this.budget.onRefused((provider, reason, voices) =>
       this.counters.budgetRefusals.inc({ provider, reason }, voices),
@@ -272,6 +303,7 @@ export class MetricsService implements OnModuleInit {
       this.refreshSlots(),
       this.refreshVoices(),
       this.refreshJobs(),
+      this.refreshWebhooks(),
     ]);
     for (const r of results) {
       if (r.status === 'rejected') {
@@ -377,6 +409,17 @@ export class MetricsService implements OnModuleInit {
         );
       this.gauges.budgetExhausted.set({ provider }, allowance.exhausted ? 1 : 0);
       this.gauges.budgetAllowed.set({ provider }, allowance.reclone > 0 ? 1 : 0);
+    }
+  }
+
+  private async refreshWebhooks(): Promise<void> {
+    const backlog = await this.webhooks.backlog();
+    // Reset, so an endpoint whose backlog emptied (or that was removed) reads nothing stale.
+    this.gauges.webhookBacklog.reset();
+    this.gauges.webhookOldest.reset();
+    for (const b of backlog) {
+      this.gauges.webhookBacklog.set({ endpoint: b.endpointId }, b.pending);
+      this.gauges.webhookOldest.set({ endpoint: b.endpointId }, b.oldestSeconds);
     }
   }
 

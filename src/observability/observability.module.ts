@@ -3,6 +3,7 @@ import { TerminusModule } from '@nestjs/terminus';
 import { ProvidersModule } from '../providers/providers.module';
 import { SlotsModule } from '../slots/slots.module';
 import { VoiceDataModule } from '../voice/voice-data.module';
+import { WebhooksModule } from '../webhooks/webhooks.module';
 import { HealthController } from './health.controller';
 import { MetricsController } from './metrics.controller';
 import { MetricsRepository } from './metrics.repository';
@@ -15,6 +16,7 @@ import { TracingLifecycle } from './tracing-lifecycle';
     SlotsModule,
     ProvidersModule,
     VoiceDataModule,
+    WebhooksModule,
   ],
   controllers: [HealthController, MetricsController],
   providers: [MetricsService, MetricsRepository, TracingLifecycle],

@@ -13,8 +13,11 @@ import { WebhooksRepository, type ClaimedDelivery } from './webhooks.repository'
 
 /** Deliveries taken per round by one worker. */
 const BATCH = 32;
-/** A taken delivery is another worker's again after this (a killed worker's, say). */
-const LEASE_SECONDS = 60;
+/**
+ * A taken delivery is another worker's again after this (a killed worker's, say): the send's own
+ * deadline (15 s) plus a margin to record its outcome.
+ */
+const LEASE_SECONDS = 20;
 /** Idle rounds look for due deliveries this often (new ones are due at once, retries later). */
 const IDLE_MS = 500;
 

@@ -138,11 +138,13 @@ export class WebhooksRepository {
   /** An admin's retry: the delivery is due now with a fresh schedule (its id and body kept). */
   async retry(endpointId: string, deliveryId: string): Promise<Delivery | null> {
     const [row] = await this.ds.query<DeliveryRow[]>(
-      `UPDATE webhook_deliveries d SET status = 'pending', attempts = 0, next_attempt_at = now(), lease_until = NULL
-         FROM webhook_endpoints e
-        WHERE d.id = $2 AND d.endpoint_id = $1 AND e.id = d.endpoint_id AND e.deleted_at IS NULL
-          AND d.status <> 'delivered'
-       RETURNING d.*`,
+      `WITH u AS (
+         UPDATE webhook_deliveries d SET status = 'pending', attempts = 0, next_attempt_at = now(), lease_until = NULL
+           FROM webhook_endpoints e
+          WHERE d.id = $2 AND d.endpoint_id = $1 AND e.id = d.endpoint_id AND e.deleted_at IS NULL
+            AND d.status <> 'delivered'
+         RETURNING d.*)
+       SELECT * FROM u`,
       [endpointId, deliveryId],
     );
     return row ? toDelivery(row) : null;
@@ -179,12 +181,15 @@ export class WebhooksRepository {
          SELECT d.id FROM webhook_deliveries d JOIN ranked r ON r.id = d.id
            LEFT JOIN busy b ON b.endpoint_id = r.endpoint_id
           WHERE r.k + COALESCE(b.n, 0) <= $2
-          ORDER BY d.next_attempt_at LIMIT $1 FOR UPDATE OF d SKIP LOCKED)
-       UPDATE webhook_deliveries d SET lease_until = now() + make_interval(secs => $3)
-         FROM pick, webhook_endpoints e
-        WHERE d.id = pick.id AND e.id = d.endpoint_id
-       RETURNING d.*, e.url, e.secret,
-                 (SELECT created_at FROM voice_events WHERE id = d.source_event_id) AS source_created_at`,
+          ORDER BY d.next_attempt_at LIMIT $1 FOR UPDATE OF d SKIP LOCKED),
+       u AS (
+         UPDATE webhook_deliveries d SET lease_until = now() + make_interval(secs => $3)
+           FROM pick, webhook_endpoints e
+          WHERE d.id = pick.id AND e.id = d.endpoint_id
+         RETURNING d.*, e.url, e.secret)
+       -- A statement, not a bare UPDATE, so the driver answers rows (TypeORM wraps UPDATE results).
+       SELECT u.*, (SELECT created_at FROM voice_events WHERE id = u.source_event_id) AS source_created_at
+         FROM u`,
       [max, perEndpoint, leaseSeconds],
     );
     return rows.map((r) => ({
@@ -199,7 +204,8 @@ export class WebhooksRepository {
   /** Fixes the body at the first attempt, unless another attempt fixed it first. */
   async fixPayload(id: string, payload: string): Promise<string> {
     const [r] = await this.ds.query<{ payload: string }[]>(
-      `UPDATE webhook_deliveries SET payload = COALESCE(payload, $2) WHERE id = $1 RETURNING payload`,
+      `WITH u AS (UPDATE webhook_deliveries SET payload = COALESCE(payload, $2) WHERE id = $1 RETURNING payload)
+       SELECT payload FROM u`,
       [id, payload],
     );
     return r.payload;
