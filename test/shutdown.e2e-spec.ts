@@ -72,12 +72,10 @@ describe('graceful shutdown', () => {
       20_000,
       25,
     );
-    const t0 = Date.now();
     const code = await first.stop('SIGTERM');
-    const tookMs = Date.now() - t0;
 
+    // Within the grace period: past it the process logs so and exits 1.
     expect(code).toBe(0);
-    expect(tookMs).toBeLessThan(grace * 1000);
     expect(logLines(first.output, 'voice-slots stopped')).toHaveLength(1);
     expect(
       logLines(
@@ -144,10 +142,19 @@ describe('graceful shutdown', () => {
       15_000,
       25,
     );
-    const t0 = Date.now();
     expect(await worker.stop('SIGTERM')).toBe(1);
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(1_900);
-    expect(Date.now() - t0).toBeLessThan(6_000);
+    // It waited out the grace period (by its own clock, in its log) before giving up, and never
+    // reached a clean stop.
+    const [stopping] = logLines(
+      worker.output,
+      'shutting down: taking no new jobs, finishing those in flight',
+    );
+    const [gaveUp] = logLines(
+      worker.output,
+      'shutdown grace period exceeded; exiting with work in flight (it is retried elsewhere)',
+    );
+    expect(gaveUp).toBeDefined();
+    expect(Number(gaveUp.time) - Number(stopping.time)).toBeGreaterThanOrEqual(2_000);
     expect(logLines(worker.output, 'voice-slots stopped')).toHaveLength(0);
     // Not lost: the voice keeps its claim, which Bull's lock expiry or the sweeper hands on.
     const status = await world.db(async (c) => {
