@@ -8,6 +8,7 @@ import {
   type ExceptionFilter,
 } from '@nestjs/common';
 import type { Response } from 'express';
+import { isDatabaseUnavailable } from './database-errors';
 import { problemTypeUri } from './problem-types';
 
 /** An error the API answers with a stable code. Every HTTP error of the service is one of these. */
@@ -112,7 +113,12 @@ export class ProblemFilter implements ExceptionFilter {
       if (!res.writableEnded) res.end();
       return;
     }
-    const headers = exception instanceof ApiError ? exception.headers : {};
+    const headers =
+      exception instanceof ApiError
+        ? exception.headers
+        : problem.status === 503
+          ? { 'Retry-After': '2' }
+          : {};
     for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
     sendProblem(res, problem);
   }
@@ -141,6 +147,15 @@ export class ProblemFilter implements ExceptionFilter {
     const known = expressError(exception);
     if (known && isClientStatus(exception)) {
       return problemOf(exception.status, known.code, known.detail);
+    }
+    if (isDatabaseUnavailable(exception)) {
+      // Our own database is away (a restart, a failover): retryable, and said so.
+      this.logger.warn({ err: exception }, 'database unavailable');
+      return problemOf(
+        503,
+        'service_unavailable',
+        'The service is briefly unavailable; retry shortly',
+      );
     }
     this.logger.error({ err: exception }, 'unhandled error');
     return problemOf(500, 'internal_error', 'An unexpected error occurred');

@@ -1,3 +1,4 @@
+import { whileDatabaseReturns } from '../common/database-errors';
 import { InjectQueue } from '@nestjs/bull';
 import { Injectable, Logger } from '@nestjs/common';
 import type { Queue } from 'bull';
@@ -234,6 +235,17 @@ export class VoiceService {
     const now = Date.now();
     const cached = this.readyVoices.get(id, userId, now);
     if (cached && this.leaseHasHalfLeft(cached, now)) return this.answerWithoutWrite(cached, now);
+    // A request that meets a Postgres restart waits for it (a few seconds at most) rather than
+    // failing: every step below is a read or a compare-and-set, safe to run again.
+    return whileDatabaseReturns(() => this.activateUncached(userId, id, waitSeconds, now));
+  }
+
+  private async activateUncached(
+    userId: string,
+    id: string,
+    waitSeconds: number,
+    now: number,
+  ): Promise<ActivationResult> {
     // Over the cap of waiting activations, this one answers at once (see LongPollGate).
     const release = waitSeconds > 0 ? this.longPolls.tryEnter(userId) : null;
     let subscription: Awaited<ReturnType<VoiceEventsListener['subscribe']>> | null = null;
