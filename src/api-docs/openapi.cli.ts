@@ -16,7 +16,8 @@ import { openApiDocument } from './openapi';
 async function main(): Promise<void> {
   const outAt = process.argv.indexOf('--out');
   const out = outAt > 0 ? process.argv[outAt + 1] : undefined;
-  const config = loadConfig({ ...process.env, APP_ROLES: 'api', LOG_LEVEL: 'silent' });
+  // A fixed environment, not the caller's: the document must not depend on who generates it.
+  const config = loadConfig({ APP_ROLES: 'api', LOG_LEVEL: 'silent' });
   const app = await NestFactory.create(AppModule.forRoot(config), { preview: true, logger: false });
   // As bootstrap.ts routes them (/v1/...).
   app.enableVersioning({ type: VersioningType.URI, defaultVersion: undefined });

@@ -24,10 +24,12 @@ const ALL_QUEUES = Object.values(QueueName);
         },
         defaultJobOptions: { removeOnComplete: true, removeOnFail: 1000 },
         settings: {
-          // A crashed worker's job is picked up again after ~30 s; the fencing token and the
-          // idempotency-key lookup make the rerun safe.
-          lockDuration: 30_000,
-          stalledInterval: 15_000,
+          // A killed or frozen worker's job (an allocation, a reclaim holding its slot) is picked
+          // up again within lockDuration + stalledInterval (~15 s) instead of ~45 s; a live worker
+          // renews its lock every 5 s. A rerun beside a worker that was only slow is safe: the
+          // fencing token and the idempotency-key lookup let one of them win.
+          lockDuration: 10_000,
+          stalledInterval: 5_000,
           maxStalledCount: 2,
           // Bull passes strategy options as a third argument; only the first two are ours.
           backoffStrategies: {
