@@ -1,6 +1,6 @@
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
-import { IsIn, IsInt, IsOptional, Max, Min } from 'class-validator';
+import { IsIn, IsOptional } from 'class-validator';
+import { PageLimit } from '../common/page-limit';
 import { PROVIDER_NAMES, type ProviderName } from '../config/app-config';
 import { budgetState } from '../providers/provider-accounts.repository';
 import type { BudgetView } from '../slots/clone-budget.service';
@@ -119,12 +119,7 @@ export class AdminVoicesQuery {
   @IsIn(PROVIDER_NAMES)
   provider?: ProviderName;
 
-  @ApiPropertyOptional({ minimum: 1, maximum: 100, default: 50 })
-  @IsOptional()
-  @Type(() => Number)
-  @IsInt()
-  @Min(1)
-  @Max(100)
+  @PageLimit(50)
   limit?: number;
 }
 

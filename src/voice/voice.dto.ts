@@ -6,6 +6,7 @@ import type { Voice } from './voice';
 import type { QueueInfo } from './voice.repository';
 import { VOICE_STATUSES, type VoiceStatus } from './voice-status';
 import { publicFailure } from './public-failure';
+import { PageLimit } from '../common/page-limit';
 
 @ApiSchema({ name: 'Sample' })
 export class SampleDto {
@@ -99,12 +100,7 @@ export class ListVoicesQuery {
   @IsIn(PROVIDER_NAMES)
   provider?: ProviderName;
 
-  @ApiPropertyOptional({ minimum: 1, maximum: 100, default: 20 })
-  @IsOptional()
-  @Type(() => Number)
-  @IsInt()
-  @Min(1)
-  @Max(100)
+  @PageLimit(20)
   limit?: number;
 
   @ApiPropertyOptional()
