@@ -1,22 +1,13 @@
 import { startSandbox, type SandboxHandle } from '../src/providers/sandbox/sandbox-server';
+import type { components } from './generated/openapi';
 import { ApiClient, type VoiceJson } from './support/api';
 import { sandboxEnv } from './support/sandbox-env';
 import { type ServiceProcess, TestWorld } from './support/service';
 import { makeToken } from './support/token';
 
-interface Churn {
-  used: number;
-  limit: number | null;
-  remaining: number | null;
-  resetsAt: string | null;
-  exhausted: boolean;
-  allowedNow: boolean;
-}
-type QueueJson = {
-  position: number | null;
-  estimatedReadyAt: string | null;
-  waitReason: string;
-};
+// The API's own shapes, from the committed OpenAPI document.
+type Churn = components['schemas']['Churn'];
+type QueueJson = NonNullable<VoiceJson['queue']>;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -24,7 +15,7 @@ async function churn(service: ServiceProcess): Promise<Churn> {
   const res = await fetch(`${service.url}/v1/providers`, {
     headers: { authorization: `Bearer ${makeToken('ops', 'admin')}` },
   });
-  const body = (await res.json()) as { provider: string; churn: Churn }[];
+  const body = (await res.json()) as components['schemas']['ProviderStatus'][];
   const el = body.find((p) => p.provider === 'elevenlabs');
   if (!el) throw new Error('no elevenlabs in GET /v1/providers');
   return el.churn;

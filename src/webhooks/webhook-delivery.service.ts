@@ -18,7 +18,11 @@ const BATCH = 32;
  * deadline (15 s) plus a margin to record its outcome.
  */
 const LEASE_SECONDS = 20;
-/** Idle rounds look for due deliveries this often (new ones are due at once, retries later). */
+/**
+ * Idle rounds look for due deliveries this often (new ones are due at once, retries later): one
+ * indexed query per worker every half second, instead of a listener that would be one more
+ * connection to keep alive per replica.
+ */
 const IDLE_MS = 500;
 
 export interface DeliveryObserver {

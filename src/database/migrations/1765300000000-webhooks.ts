@@ -51,8 +51,6 @@ export class Webhooks1765300000000 implements MigrationInterface {
       CREATE FUNCTION webhook_fanout() RETURNS trigger LANGUAGE plpgsql AS $$
       DECLARE
         kind text;
-        n int := 0;
-        more int;
       BEGIN
         kind := CASE
           WHEN NEW.to_status = 'ready' AND NEW.from_status IS DISTINCT FROM 'ready' THEN 'voice.ready'
@@ -64,7 +62,6 @@ export class Webhooks1765300000000 implements MigrationInterface {
         INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, voice_id, source_event_id)
           SELECT e.id, 'evt_' || NEW.id, kind, NEW.voice_id, NEW.id FROM webhook_endpoints e
            WHERE e.deleted_at IS NULL AND kind = ANY (e.events);
-        GET DIAGNOSTICS n = ROW_COUNT;
         -- Ready again after an earlier ready: a re-clone, under a new remote voice id.
         IF kind = 'voice.ready' AND EXISTS (
              SELECT 1 FROM voice_events p
@@ -73,10 +70,7 @@ export class Webhooks1765300000000 implements MigrationInterface {
             SELECT e.id, 'evt_' || NEW.id || '_remote', 'voice.remote_changed', NEW.voice_id, NEW.id
               FROM webhook_endpoints e
              WHERE e.deleted_at IS NULL AND 'voice.remote_changed' = ANY (e.events);
-          GET DIAGNOSTICS more = ROW_COUNT;
-          n := n + more;
         END IF;
-        IF n > 0 THEN PERFORM pg_notify('webhook_deliveries', ''); END IF;
         RETURN NULL;
       END $$`);
     await q.query(`CREATE TRIGGER voice_events_webhooks AFTER INSERT ON voice_events
