@@ -13,6 +13,7 @@ export default tseslint.config(
       'test/generated/**',
       'eslint.config.mjs',
       'jest.config.js',
+      '.dependency-cruiser.cjs',
       'scripts/**',
       'bench/dist/**',
     ],

@@ -2,7 +2,7 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { LoggerModule } from 'nestjs-pino';
 import type { AppConfig } from './config/app-config';
-import { AdminModule } from './admin/admin.module';
+import { AdminModule } from './ops/admin.module';
 import { ApiDocsModule } from './api-docs/api-docs.module';
 import { AuthModule } from './auth/auth.module';
 import { ProblemFilter } from './common/problem';
@@ -12,7 +12,8 @@ import { hasRole } from './config/roles';
 import { DatabaseModule } from './database/database.module';
 import { loggerParams } from './observability/logging';
 import { ObservabilityModule } from './observability/observability.module';
-import { QueueBoardModule } from './observability/queue-board.module';
+import { OpsModule } from './ops/ops.module';
+import { QueueBoardModule } from './ops/queue-board.module';
 import { QueueModule } from './queue/queue.module';
 import { SchedulerModule } from './scheduler/scheduler.module';
 import { VoiceApiModule } from './voice/voice-api.module';
@@ -32,6 +33,7 @@ export class AppModule {
         QueueModule,
         AuthModule,
         ObservabilityModule,
+        OpsModule,
         VoiceModule,
         SchedulerModule,
         WebhooksModule,

@@ -13,8 +13,8 @@ import { ApiExpressAdapter } from './common/api-express.adapter';
 import { ApiValidationPipe } from './common/api-validation.pipe';
 import { weakEtag } from './common/etag';
 import { runMigrations } from './database/data-source';
-import { httpMetrics } from './observability/http-metrics.middleware';
-import { MetricsService } from './observability/metrics.service';
+import { httpMetrics } from './ops/http-metrics.middleware';
+import { MetricsService } from './ops/metrics.service';
 import { requestLogging } from './observability/request-log';
 
 const JSON_BODY_LIMIT = '100kb';

@@ -1,4 +1,4 @@
-import './node-version';
+import './config/node-version';
 import './observability/tracing';
 import 'reflect-metadata';
 import { getQueueToken } from '@nestjs/bull';

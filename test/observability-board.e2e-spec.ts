@@ -3,7 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import { AppModule } from '../src/app.module';
 import { loadConfig } from '../src/config/app-config';
 import { runMigrations } from '../src/database/data-source';
-import { QueueBoardModule } from '../src/observability/queue-board.module';
+import { QueueBoardModule } from '../src/ops/queue-board.module';
 import { QueueName } from '../src/queue/queues';
 import { parseMetrics, sampleValue } from './support/prometheus';
 import { TestWorld } from './support/service';

@@ -1,6 +1,5 @@
 import { Client } from 'pg';
 import { DataSource, type DataSourceOptions } from 'typeorm';
-import { ENTITIES } from './entities';
 import { InitialSchema1764489600000 } from './migrations/1764489600000-initial-schema';
 import { IdempotencyKeys1764576000000 } from './migrations/1764576000000-idempotency-keys';
 import { HeldSlots1764662400000 } from './migrations/1764662400000-held-slots';
@@ -49,7 +48,6 @@ export function dataSourceOptions(
   return {
     type: 'postgres',
     url: databaseUrl,
-    entities: ENTITIES,
     migrations: MIGRATIONS,
     migrationsTransactionMode: 'each',
     synchronize: false,

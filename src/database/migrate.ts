@@ -1,4 +1,4 @@
-import '../node-version';
+import '../config/node-version';
 import pino from 'pino';
 import { loadDatabaseUrl } from '../config/app-config';
 import { runMigrations } from './data-source';

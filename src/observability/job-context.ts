@@ -1,5 +1,5 @@
 import { SpanKind } from '@opentelemetry/api';
-import { withTraceCarrier, type TraceCarrier } from '../queue/trace-context';
+import { withTraceCarrier, type TraceCarrier } from './trace-context';
 import { runWithLogContext, type LogContext } from './log-context';
 import { withSpan } from './tracing-helpers';
 

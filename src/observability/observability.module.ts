@@ -1,26 +1,7 @@
-import { Module } from '@nestjs/common';
-import { TerminusModule } from '@nestjs/terminus';
-import { ProvidersModule } from '../providers/providers.module';
-import { SlotsModule } from '../slots/slots.module';
-import { VoiceDataModule } from '../voice/voice-data.module';
-import { WebhooksModule } from '../webhooks/webhooks.module';
-import { HealthController } from './health.controller';
-import { MetricsController } from './metrics.controller';
-import { MetricsRepository } from './metrics.repository';
-import { MetricsService } from './metrics.service';
+import { Global, Module } from '@nestjs/common';
 import { TracingLifecycle } from './tracing-lifecycle';
 
-@Module({
-  imports: [
-    TerminusModule.forRoot({ logger: false }),
-    SlotsModule,
-    ProvidersModule,
-    VoiceDataModule,
-    WebhooksModule,
-  ],
-  controllers: [HealthController, MetricsController],
-  providers: [MetricsService, MetricsRepository, TracingLifecycle],
-  exports: [MetricsService],
-})
-/** HTTP request metrics are counted by httpMetrics, which bootstrap.ts mounts first of all. */
+/** The ground floor every role runs: the tracing SDK's start and orderly flush on shutdown. */
+@Global()
+@Module({ providers: [TracingLifecycle] })
 export class ObservabilityModule {}

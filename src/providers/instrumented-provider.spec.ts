@@ -1,7 +1,7 @@
 import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace';
-import { currentTraceCarrier, withTraceCarrier } from '../queue/trace-context';
+import { currentTraceCarrier, withTraceCarrier } from '../observability/trace-context';
 import { InstrumentedProvider, type ProviderCall } from './instrumented-provider';
 import { ProviderError } from './provider-error';
 import { memorySample } from './testing/stub-server';

@@ -1,5 +1,5 @@
 import type { ProviderName } from '../config/app-config';
-import type { TraceCarrier } from './trace-context';
+import type { TraceCarrier } from '../observability/trace-context';
 
 /** Every Bull queue of the service. Allocation has one queue per provider, so one provider's
  * backlog or outage never holds up another's jobs. */

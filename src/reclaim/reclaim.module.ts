@@ -1,5 +1,5 @@
 import { Module } from '@nestjs/common';
-import { ObservabilityModule } from '../observability/observability.module';
+
 import { ProvidersModule } from '../providers/providers.module';
 import { SlotsModule } from '../slots/slots.module';
 import { VoiceDataModule } from '../voice/voice-data.module';
@@ -9,7 +9,7 @@ import { ReclaimWorker } from './reclaim.worker';
 import { ReconcileService } from './reconcile.service';
 
 @Module({
-  imports: [SlotsModule, VoiceDataModule, ProvidersModule, ObservabilityModule],
+  imports: [SlotsModule, VoiceDataModule, ProvidersModule],
   providers: [ReclaimRepository, ReclaimService, ReclaimWorker, ReconcileService],
   exports: [ReclaimService, ReconcileService],
 })

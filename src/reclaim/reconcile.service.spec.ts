@@ -1,5 +1,4 @@
 import { Logger } from '@nestjs/common';
-import type { MetricsService } from '../observability/metrics.service';
 import type { ProviderRegistry } from '../providers/provider-registry';
 import type { RemoteVoicePage } from '../providers/voice-provider.port';
 import type { DispatcherService } from '../slots/dispatcher.service';
@@ -37,7 +36,6 @@ function setUp(listVoices: (cursor: string | null) => Promise<RemoteVoicePage>) 
     voices as unknown as VoiceRepository,
     slots as unknown as SlotsRepository,
     { nudge: jest.fn() } as unknown as DispatcherService,
-    { recordReconciliation: jest.fn() } as unknown as MetricsService,
   );
   return { service, list, voices, slots };
 }

@@ -1,7 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { isUuid } from '../common/uuid';
 import type { ProviderName } from '../config/app-config';
-import { MetricsService } from '../observability/metrics.service';
 import { ProviderRegistry } from '../providers/provider-registry';
 import type { RemoteVoice } from '../providers/voice-provider.port';
 import { DispatcherService } from '../slots/dispatcher.service';
@@ -40,6 +39,9 @@ const IN_FLIGHT: readonly VoiceStatus[] = ['allocating', 'reclaiming'];
  * A key that names no voice of this database is treated as foreign, never deleted: several
  * deployments (staging and production) may share one provider account.
  */
+/** Told about every finished reconciliation. */
+export type ReconcileObserver = (provider: ProviderName, report: ReconcileReport) => void;
+
 @Injectable()
 export class ReconcileService {
   private readonly logger = new Logger(ReconcileService.name);
@@ -49,8 +51,16 @@ export class ReconcileService {
     private readonly voices: VoiceRepository,
     private readonly slots: SlotsRepository,
     private readonly dispatcher: DispatcherService,
-    private readonly metrics: MetricsService,
   ) {}
+
+  // Metrics sit on the floor above and read this one, so they register here rather than being
+  // called (the dependency points from ops down to reclaim).
+  private readonly observers: ReconcileObserver[] = [];
+
+  /** Told about every finished reconciliation (metrics count runs and findings). */
+  onReconciled(observer: ReconcileObserver): void {
+    this.observers.push(observer);
+  }
 
   async reconcile(provider: ProviderName): Promise<ReconcileReport> {
     const adapter = this.providers.get(provider);
@@ -152,7 +162,7 @@ export class ReconcileService {
       complete,
     };
     this.logger.log(report, 'reconciliation finished');
-    this.metrics.recordReconciliation(provider, report);
+    for (const observe of this.observers) observe(provider, report);
     this.dispatcher.nudge(provider);
     return report;
   }

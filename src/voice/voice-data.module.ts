@@ -1,6 +1,6 @@
 import { Module } from '@nestjs/common';
 import { AppConfig } from '../config/config.module';
-import { InstrumentedSampleStorage } from '../observability/instrumented-sample-storage';
+import { InstrumentedSampleStorage } from './instrumented-sample-storage';
 import { LocalSampleStorage } from './local-sample-storage';
 import { S3SampleStorage } from './s3-sample-storage';
 import { SampleStorage } from './sample-storage.port';

@@ -13,7 +13,7 @@ import { isUuid } from '../common/uuid';
 import { ProviderRegistry } from '../providers/provider-registry';
 import { addJobReplacingFinished } from '../queue/add-job';
 import { JobName, QueueName, type JobPayloads } from '../queue/queues';
-import { currentTraceCarrier } from '../queue/trace-context';
+import { currentTraceCarrier } from '../observability/trace-context';
 import { CapacityService } from '../slots/capacity.service';
 import { DispatcherService } from '../slots/dispatcher.service';
 import { IdempotencyRepository } from './idempotency.repository';

@@ -20,7 +20,7 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
-import { ApiIdempotencyKey, ApiProblems, rateLimitHeaders } from '../api-docs/api-responses';
+import { ApiIdempotencyKey, ApiProblems, rateLimitHeaders } from '../common/api-responses';
 import { CurrentUser, RequireScopes } from '../auth/auth.guard';
 import type { Principal } from '../auth/auth.service';
 import { ApiError } from '../common/problem';

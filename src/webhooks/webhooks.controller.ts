@@ -19,7 +19,7 @@ import {
   ApiOperation,
   ApiTags,
 } from '@nestjs/swagger';
-import { ApiProblems } from '../api-docs/api-responses';
+import { ApiProblems } from '../common/api-responses';
 import { RequireScopes } from '../auth/auth.guard';
 import { ApiError } from '../common/problem';
 import { RateLimited } from '../common/rate-limit';

@@ -1,6 +1,4 @@
 import 'reflect-metadata';
-import { METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants';
-import { RequestMethod } from '@nestjs/common';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parse } from 'yaml';
@@ -11,7 +9,6 @@ import {
   type AppConfig,
 } from '../../src/config/app-config';
 import { loadSandboxConfig } from '../../src/config/sandbox-config';
-import { HealthController } from '../../src/observability/health.controller';
 import { containersOf, kustomize, podSpecOf, type K8sObject, type Rendered } from './kustomize';
 
 /**
@@ -48,17 +45,14 @@ const SANDBOX_VARIABLES = [
   'SANDBOX_LATENCY_MS',
 ];
 
-/** GET routes of the health controller, read from Nest's route metadata rather than restated. */
+/** The health routes the service serves, read from its committed OpenAPI document, not restated. */
 function healthRoutes(): string[] {
-  const base = Reflect.getMetadata(PATH_METADATA, HealthController) as string;
-  const proto = HealthController.prototype as unknown as Record<string, unknown>;
-  return Object.getOwnPropertyNames(proto)
-    .map((name) => proto[name])
-    .filter((fn): fn is object => typeof fn === 'function')
-    .filter((fn) => Reflect.getMetadata(METHOD_METADATA, fn) === RequestMethod.GET)
-    .map((fn) =>
-      `/${base}/${Reflect.getMetadata(PATH_METADATA, fn) as string}`.replace(/\/+/g, '/'),
-    );
+  const doc = JSON.parse(readFileSync(join(__dirname, '..', '..', 'openapi.json'), 'utf8')) as {
+    paths: Record<string, Record<string, unknown>>;
+  };
+  return Object.keys(doc.paths).filter(
+    (path) => path.startsWith('/health/') && doc.paths[path].get,
+  );
 }
 
 /** Variables the app's configuration knows: loadConfig keeps exactly those (zod strips others). */

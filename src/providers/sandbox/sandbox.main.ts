@@ -1,4 +1,4 @@
-import '../../node-version';
+import '../../config/node-version';
 import pino from 'pino';
 import { loadSandboxConfig } from '../../config/sandbox-config';
 import { startSandbox } from './sandbox-server';

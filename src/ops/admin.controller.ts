@@ -6,7 +6,7 @@ import {
   ApiOperation,
   ApiTags,
 } from '@nestjs/swagger';
-import { ApiProblems, rateLimitHeaders } from '../api-docs/api-responses';
+import { ApiProblems, rateLimitHeaders } from '../common/api-responses';
 import { RequireScopes } from '../auth/auth.guard';
 import { ApiError } from '../common/problem';
 import { RateLimited } from '../common/rate-limit';

@@ -9,7 +9,7 @@ import { QueueName } from '../queue/queues';
 import { adminOnly, problemErrors } from './admin-only.middleware';
 import { httpMetrics } from './http-metrics.middleware';
 import { MetricsService } from './metrics.service';
-import { ObservabilityModule } from './observability.module';
+import { OpsModule } from './ops.module';
 import { QUEUE_BOARD_ROUTE } from './queue-board.constants';
 
 /**
@@ -20,7 +20,7 @@ import { QUEUE_BOARD_ROUTE } from './queue-board.constants';
 @Module({
   imports: [
     BullBoardModule.forRootAsync({
-      imports: [AuthModule, ObservabilityModule],
+      imports: [AuthModule, OpsModule],
       inject: [AuthService, MetricsService, RateLimiter],
       useFactory: (auth: AuthService, metrics: MetricsService, limiter: RateLimiter) => ({
         route: QUEUE_BOARD_ROUTE,

@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { SampleStorage, SampleTooLargeError } from '../voice/sample-storage.port';
+import { SampleStorage, SampleTooLargeError } from './sample-storage.port';
 import { InstrumentedSampleStorage, type StorageOperation } from './instrumented-sample-storage';
 
 class FailingStorage extends SampleStorage {

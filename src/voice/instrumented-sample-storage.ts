@@ -4,8 +4,8 @@ import {
   SampleTooLargeError,
   type ListedSample,
   type StoredSample,
-} from '../voice/sample-storage.port';
-import { withSpan } from './tracing-helpers';
+} from './sample-storage.port';
+import { withSpan } from '../observability/tracing-helpers';
 
 export type StorageOperation = 'put' | 'open' | 'remove' | 'check' | 'list' | 'sweep';
 

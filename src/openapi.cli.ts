@@ -1,11 +1,11 @@
-import '../node-version';
+import './config/node-version';
 import 'reflect-metadata';
 import { writeFileSync } from 'node:fs';
 import { VersioningType } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { AppModule } from '../app.module';
-import { loadConfig } from '../config/app-config';
-import { openApiDocument } from './openapi';
+import { AppModule } from './app.module';
+import { loadConfig } from './config/app-config';
+import { openApiDocument } from './api-docs/openapi';
 
 /**
  * `npm run openapi [-- --out FILE]`: writes the OpenAPI document without a database, Redis or a

@@ -1,5 +1,5 @@
 import { ApiProperty, ApiSchema } from '@nestjs/swagger';
-import { PROBLEM_CODES, type ProblemCode } from '../common/problem-types';
+import { PROBLEM_CODES, type ProblemCode } from './problem-types';
 
 /** RFC 9457 problem details, as every error of the API answers them (src/common/problem.ts). */
 @ApiSchema({ name: 'Problem' })

@@ -10,6 +10,7 @@ import type { ProviderCall } from '../providers/instrumented-provider';
 import { WebhookDeliveryService } from '../webhooks/webhook-delivery.service';
 import { WebhooksRepository } from '../webhooks/webhooks.repository';
 import { ProviderRegistry } from '../providers/provider-registry';
+import { ReconcileService } from '../reclaim/reconcile.service';
 import { QueueName } from '../queue/queues';
 import { SlotsRepository, type BreakerState } from '../slots/slots.repository';
 import { withTimeout } from '../common/timeout';
@@ -17,7 +18,10 @@ import { AppConfig } from '../config/config.module';
 import { SampleStorage } from '../voice/sample-storage.port';
 import { VoiceEventsListener } from '../voice/voice-events.listener';
 import { VoiceRepository, type TransitionRecord } from '../voice/voice.repository';
-import { InstrumentedSampleStorage, type StorageOperation } from './instrumented-sample-storage';
+import {
+  InstrumentedSampleStorage,
+  type StorageOperation,
+} from '../voice/instrumented-sample-storage';
 import { COUNTED_STATUSES, MetricsRepository } from './metrics.repository';
 
 const MISNAMED_DEFAULT_METRICS = [
@@ -246,7 +250,9 @@ export class MetricsService implements OnModuleInit {
     private readonly webhooks: WebhooksRepository,
     private readonly deliveries: WebhookDeliveryService,
     listener: VoiceEventsListener,
+    reconcile: ReconcileService,
   ) {
+    reconcile.onReconciled((provider, report) => this.recordReconciliation(provider, report));
     collectDefaultMetrics({ register: this.registry });
     new Gauge({
       name: 'voice_slots_activation_waiters',
@@ -315,7 +321,7 @@ export class MetricsService implements OnModuleInit {
   }
 
   /** Reconciliation's findings for one provider; call once per finished run. */
-  recordReconciliation(provider: ProviderName, findings: ReconciliationFindings): void {
+  private recordReconciliation(provider: ProviderName, findings: ReconciliationFindings): void {
     this.counters.reconciliationRuns.inc({ provider });
     this.counters.reconciliationFindings.inc(
       { provider, finding: 'orphan_deleted' },

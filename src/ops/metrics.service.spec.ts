@@ -4,6 +4,11 @@ import { Logger } from '@nestjs/common';
 import type { ModuleRef } from '@nestjs/core';
 import type { ProviderCallObserver } from '../providers/instrumented-provider';
 import type { ProviderRegistry } from '../providers/provider-registry';
+import type {
+  ReconcileObserver,
+  ReconcileReport,
+  ReconcileService,
+} from '../reclaim/reconcile.service';
 import type { BudgetRefusalListener, CloneBudgetService } from '../slots/clone-budget.service';
 import type { ProviderCapacity, SlotsRepository } from '../slots/slots.repository';
 import type { AppConfig } from '../config/config.module';
@@ -50,6 +55,7 @@ function setup(opts: { jobsFail?: boolean; refreshSeconds?: number } = {}) {
     onRefused: (l: BudgetRefusalListener) => (refused = l),
   };
   let observer: ProviderCallObserver | null = null;
+  let reconciled: ReconcileObserver = () => undefined;
   /** Reads of shared state (one per refresh). */
   const reads = { count: 0 };
   const capacity: Partial<ProviderCapacity> = {
@@ -99,6 +105,7 @@ function setup(opts: { jobsFail?: boolean; refreshSeconds?: number } = {}) {
     } as unknown as WebhooksRepository,
     { setObserver: () => undefined } as unknown as WebhookDeliveryService,
     { waiterCount: 0 } as VoiceEventsListener,
+    { onReconciled: (l: ReconcileObserver) => (reconciled = l) } as unknown as ReconcileService,
   );
   metrics.onModuleInit();
   return {
@@ -106,6 +113,7 @@ function setup(opts: { jobsFail?: boolean; refreshSeconds?: number } = {}) {
     reads,
     transition: (t: TransitionRecord) => transition(t),
     observer: () => observer,
+    reconciled: (...args: Parameters<ReconcileObserver>) => reconciled(...args),
     refused: (...args: Parameters<BudgetRefusalListener>) => refused(...args),
   };
 }
@@ -241,7 +249,7 @@ describe('MetricsService', () => {
   });
 
   it('records provider calls, reconciliation findings and storage failures', async () => {
-    const { metrics, observer } = setup();
+    const { metrics, observer, reconciled } = setup();
     observer()?.onCall({
       provider: 'elevenlabs',
       operation: 'createVoice',
@@ -249,7 +257,7 @@ describe('MetricsService', () => {
       errorCode: 'voice_limit_reached',
       durationSeconds: 0.3,
     });
-    metrics.recordReconciliation('elevenlabs', { orphansDeleted: 2, missingReady: 1 });
+    reconciled('elevenlabs', { orphansDeleted: 2, missingReady: 1 } as ReconcileReport);
     metrics.recordStorageFailure('open');
 
     const text = await metrics.render();
