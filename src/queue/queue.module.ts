@@ -1,8 +1,10 @@
 import { BullModule } from '@nestjs/bull';
 import { Global, Module } from '@nestjs/common';
+import { DiscoveryModule } from '@nestjs/core';
 import { AppConfig } from '../config/config.module';
 import { backoffDelayMs } from '../slots/backoff';
 import { QueueConnections } from './queue-connections';
+import { JobRunner } from './job-runner';
 import { QueueErrorsLogger } from './queue-errors.logger';
 import { QueueName, RETRY_BACKOFF } from './queues';
 
@@ -11,6 +13,7 @@ const ALL_QUEUES = Object.values(QueueName);
 @Global()
 @Module({
   imports: [
+    DiscoveryModule,
     BullModule.forRootAsync({
       inject: [AppConfig],
       useFactory: (config: AppConfig) => ({
@@ -41,7 +44,7 @@ const ALL_QUEUES = Object.values(QueueName);
     }),
     BullModule.registerQueue(...ALL_QUEUES.map((name) => ({ name }))),
   ],
-  providers: [QueueErrorsLogger, QueueConnections],
+  providers: [QueueErrorsLogger, QueueConnections, JobRunner],
   exports: [BullModule, QueueConnections],
 })
 export class QueueModule {}

@@ -1,46 +1,27 @@
-import { InjectQueue } from '@nestjs/bull';
-import {
-  Injectable,
-  type BeforeApplicationShutdown,
-  type OnApplicationBootstrap,
-} from '@nestjs/common';
-import type { Job, Queue } from 'bull';
-import { AppConfig } from '../config/config.module';
-import { hasRole } from '../config/roles';
-import { runJob } from '../observability/job-context';
-import { JobName, QueueName, type JobPayloads } from '../queue/queues';
+import { Injectable } from '@nestjs/common';
+import { OnJob } from '../queue/job-runner';
+import { JobName, type JobPayloads } from '../queue/queues';
+import { addLogContext } from '../observability/log-context';
 import { ReclaimService } from './reclaim.service';
 import { ReconcileService } from './reconcile.service';
 
-/** The worker role's reclaim processor (on the maintenance queue). */
+/** The reclaim and reconciliation handlers (started by the job runner on worker replicas). */
 @Injectable()
-export class ReclaimWorker implements OnApplicationBootstrap, BeforeApplicationShutdown {
+export class ReclaimWorker {
   constructor(
-    private readonly config: AppConfig,
     private readonly reclaim: ReclaimService,
     private readonly reconcile: ReconcileService,
-    @InjectQueue(QueueName.Maintenance) private readonly queue: Queue,
   ) {}
 
-  onApplicationBootstrap(): void {
-    if (!hasRole(this.config, 'worker')) return;
-    void this.queue.process(
-      JobName.Reconcile,
-      1,
-      async (job: Job<JobPayloads[JobName.Reconcile]>) =>
-        runJob(job, () => this.reconcile.reconcile(job.data.provider), {
-          provider: job.data.provider,
-        }),
-    );
-    void this.queue.process(JobName.Reclaim, 4, async (job: Job<JobPayloads[JobName.Reclaim]>) => ({
-      reclaimed: await runJob(job, () =>
-        this.reclaim.complete(job.data.voiceId, job.data.fencingToken),
-      ),
-    }));
+  // One reconciliation at a time: it lists the whole remote account.
+  @OnJob({ name: JobName.Reconcile, concurrency: 1 })
+  reconcileAccount(data: JobPayloads[JobName.Reconcile]): Promise<unknown> {
+    addLogContext({ provider: data.provider });
+    return this.reconcile.reconcile(data.provider);
   }
 
-  /** Stop taking reclaim and reconcile jobs and wait for the running ones. */
-  async beforeApplicationShutdown(): Promise<void> {
-    if (hasRole(this.config, 'worker')) await this.queue.pause(true);
+  @OnJob({ name: JobName.Reclaim, concurrency: 4 })
+  async complete(data: JobPayloads[JobName.Reclaim]): Promise<{ reclaimed: unknown }> {
+    return { reclaimed: await this.reclaim.complete(data.voiceId, data.fencingToken) };
   }
 }
