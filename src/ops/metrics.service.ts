@@ -4,7 +4,7 @@ import { getQueueToken } from '@nestjs/bull';
 import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import type { Queue } from 'bull';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { ProviderName } from '../config/app-config';
 import type { ProviderCall } from '../providers/instrumented-provider';
 import { WebhookDeliveryService } from '../webhooks/webhook-delivery.service';
@@ -23,6 +23,7 @@ import {
   type StorageOperation,
 } from '../voice/instrumented-sample-storage';
 import { COUNTED_STATUSES, MetricsRepository } from './metrics.repository';
+import { defineMetrics, type ServiceMetrics } from './metric-definitions';
 
 const MISNAMED_DEFAULT_METRICS = [
   'nodejs_active_handles_total',
@@ -63,176 +64,9 @@ export class MetricsService implements OnModuleInit {
   private readonly logger = new Logger(MetricsService.name);
   readonly registry = new Registry();
 
-  private readonly labelProvider = ['provider'] as const;
-  private readonly gauges = {
-    limit: this.gauge('voice_slots_limit', 'Slot limit per provider account', this.labelProvider),
-    held: this.gauge('voice_slots_held', 'Slots held by the service', this.labelProvider),
-    free: this.gauge('voice_slots_free', 'Free slots', this.labelProvider),
-    foreign: this.gauge(
-      'voice_slots_foreign',
-      'Voices on the account not created by the service (found by reconciliation)',
-      this.labelProvider,
-    ),
-    queued: this.gauge('voice_slots_queue_depth', 'Voices waiting for a slot', this.labelProvider),
-    oldest: this.gauge(
-      'voice_slots_queue_oldest_wait_seconds',
-      'Wait of the oldest queued voice',
-      this.labelProvider,
-    ),
-    breaker: this.gauge(
-      'voice_slots_provider_breaker_state',
-      "Circuit breaker of a provider: 1 for its current state's series",
-      ['provider', 'state'],
-    ),
-    voices: this.gauge('voice_slots_voices', 'Voices per in-flight status', ['provider', 'status']),
-    expiredAllocations: this.gauge(
-      'voice_slots_allocations_lease_expired',
-      'Allocations whose lease ran out and that the sweeper has not resolved yet',
-      this.labelProvider,
-    ),
-    oldestAllocating: this.gauge(
-      'voice_slots_allocating_oldest_seconds',
-      'Time since the oldest current allocation claimed its slot (0 when none)',
-      this.labelProvider,
-    ),
-    oldestReclaiming: this.gauge(
-      'voice_slots_reclaiming_oldest_seconds',
-      'Time the oldest voice has been reclaiming (0 when none)',
-      this.labelProvider,
-    ),
-    jobs: this.gauge('voice_slots_queue_jobs', 'Bull jobs per queue and state', ['queue', 'state']),
-    budgetUsed: this.gauge(
-      'voice_slots_clone_budget_used',
-      'Clone operations spent this budget period (the provider counter plus our clones since)',
-      this.labelProvider,
-    ),
-    budgetLimit: this.gauge(
-      'voice_slots_clone_budget_limit',
-      'Clone operations per budget period (absent: no budget known)',
-      this.labelProvider,
-    ),
-    budgetResetSeconds: this.gauge(
-      'voice_slots_clone_budget_seconds_to_reset',
-      'Seconds until the clone budget resets (absent: unknown)',
-      this.labelProvider,
-    ),
-    budgetExhausted: this.gauge(
-      'voice_slots_clone_budget_exhausted',
-      '1 while the clone budget is spent until its reset',
-      this.labelProvider,
-    ),
-    budgetAllowed: this.gauge(
-      'voice_slots_clone_budget_allowed_now',
-      '1 when the pacing lets a re-clone out now',
-      this.labelProvider,
-    ),
-    webhookBacklog: this.gauge(
-      'voice_slots_webhook_backlog',
-      'Webhook deliveries not yet delivered nor failed, per endpoint',
-      ['endpoint'],
-    ),
-    webhookOldest: this.gauge(
-      'voice_slots_webhook_oldest_pending_seconds',
-      'Age of the oldest undelivered webhook event, per endpoint',
-      ['endpoint'],
-    ),
-    refreshedAt: this.gauge(
-      'voice_slots_metrics_refreshed_timestamp_seconds',
-      'When the gauges above were last read from Postgres and Redis (see METRICS_REFRESH_SECONDS)',
-      [],
-    ),
-  };
-
-  private readonly counters = {
-    attempts: this.counter(
-      'voice_slots_allocation_attempts_total',
-      'Allocation attempts by their result (the event reason that ended them)',
-      ['provider', 'result'],
-    ),
-    retries: this.counter(
-      'voice_slots_allocation_retries_total',
-      'Allocation attempts that failed and will be retried',
-      ['provider', 'reason'],
-    ),
-    failures: this.counter(
-      'voice_slots_failures_total',
-      'Voices that ended failed (dead letters, listed by GET /v1/admin/voices?status=failed)',
-      ['provider', 'reason'],
-    ),
-    reclaims: this.counter('voice_slots_reclaims_total', 'Voices reclaimed', [
-      'provider',
-      'reason',
-    ]),
-    sweeper: this.counter(
-      'voice_slots_sweeper_resolutions_total',
-      'Expired allocations resolved by the sweeper',
-      ['provider', 'outcome'],
-    ),
-    reconciliationRuns: this.counter(
-      'voice_slots_reconciliation_runs_total',
-      'Reconciliation runs finished',
-      this.labelProvider,
-    ),
-    reconciliationFindings: this.counter(
-      'voice_slots_reconciliation_findings_total',
-      'What reconciliation corrected: orphan remote voices deleted, ready voices missing remotely',
-      ['provider', 'finding'],
-    ),
-    storageFailures: this.counter(
-      'voice_slots_sample_storage_failures_total',
-      'Failed sample storage operations',
-      ['operation'],
-    ),
-    providerRequests: this.counter(
-      'voice_slots_provider_requests_total',
-      'Calls to provider APIs by outcome (ok, retryable, capacity, fatal, not_found, error)',
-      ['provider', 'operation', 'outcome'],
-    ),
-    webhookAttempts: this.counter(
-      'voice_slots_webhook_attempts_total',
-      'Webhook delivery attempts by outcome (delivered, retry: failed and due again, failed: for good)',
-      ['outcome'],
-    ),
-    budgetRefusals: this.counter(
-      'voice_slots_clone_budget_refusals_total',
-      'Queued voices a dispatch held back although a slot was free, because the clone budget ' +
-        'was spent (exhausted) or the pacing said not yet (paced); counted per dispatch',
-      ['provider', 'reason'],
-    ),
-  };
-
-  private readonly histograms = {
-    allocation: this.histogram(
-      'voice_slots_allocation_duration_seconds',
-      'From slot claim to ready (readyAt - claimedAt)',
-      ['provider'],
-      [0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800],
-    ),
-    timeToReady: this.histogram(
-      'voice_slots_time_to_ready_seconds',
-      'From upload to ready (readyAt - createdAt)',
-      ['provider'],
-      [1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400],
-    ),
-    provider: this.histogram(
-      'voice_slots_provider_request_duration_seconds',
-      'Duration of calls to provider APIs',
-      ['provider', 'operation'],
-      [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
-    ),
-    webhook: this.histogram(
-      'voice_slots_webhook_attempt_duration_seconds',
-      'Duration of webhook delivery attempts (the receiver’s answer or the timeout)',
-      [],
-      [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15],
-    ),
-    http: this.histogram(
-      'voice_slots_http_request_duration_seconds',
-      'Duration of HTTP requests served',
-      ['method', 'route', 'status'],
-      [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-    ),
-  };
+  private readonly gauges: ServiceMetrics['gauges'];
+  private readonly counters: ServiceMetrics['counters'];
+  private readonly histograms: ServiceMetrics['histograms'];
 
   /** The refresh in progress, which every scrape arriving meanwhile waits for. */
   private refreshing: Promise<void> | null = null;
@@ -253,6 +87,11 @@ export class MetricsService implements OnModuleInit {
     reconcile: ReconcileService,
   ) {
     reconcile.onReconciled((provider, report) => this.recordReconciliation(provider, report));
+    ({
+      gauges: this.gauges,
+      counters: this.counters,
+      histograms: this.histograms,
+    } = defineMetrics(this.registry));
     collectDefaultMetrics({ register: this.registry });
     new Gauge({
       name: 'voice_slots_activation_waiters',
@@ -456,22 +295,5 @@ export class MetricsService implements OnModuleInit {
           this.gauges.jobs.set({ queue: name, state }, counts[state]);
       }),
     );
-  }
-
-  private gauge<L extends string>(name: string, help: string, labelNames: readonly L[]) {
-    return new Gauge<L>({ name, help, labelNames, registers: [this.registry] });
-  }
-
-  private counter<L extends string>(name: string, help: string, labelNames: readonly L[]) {
-    return new Counter<L>({ name, help, labelNames, registers: [this.registry] });
-  }
-
-  private histogram<L extends string>(
-    name: string,
-    help: string,
-    labelNames: readonly L[],
-    buckets: number[],
-  ) {
-    return new Histogram<L>({ name, help, labelNames, buckets, registers: [this.registry] });
   }
 }
