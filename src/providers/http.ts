@@ -1,20 +1,28 @@
-import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
 import type { ProviderName } from '../config/app-config';
-import { ProviderError, type ProviderErrorClass } from './provider-error';
-import type { SampleUpload } from './voice-provider.port';
+import { asErrorLike, describe, type ErrorClassifier, parseRetryAfter } from './http-errors';
+import type { MultipartBody } from './http-multipart';
+import { ProviderError } from './provider-error';
+
+// The adapters' HTTP toolkit stays importable from here, beside the client.
+export {
+  type ErrorClassification,
+  type ErrorClassifier,
+  isTransientStatus,
+  parseRetryAfter,
+  tryParseJson,
+} from './http-errors';
+export {
+  INLINE_SAMPLE_BYTES,
+  type MultipartBody,
+  type MultipartPart,
+  multipartBody,
+  openSample,
+} from './http-multipart';
 
 /** Per-request budget when the caller sets none. */
 export const DEFAULT_TIMEOUT_MS = 30_000;
-
-/**
- * Samples up to this size are read whole before the request and sent as one buffer: a typical
- * voice clip is far smaller, and a buffered body costs a fraction of the CPU of a streamed one
- * (no web-stream conversion, no chunked encoding). Larger samples stream, so memory stays bounded
- * at this size per concurrent allocation.
- */
-export const INLINE_SAMPLE_BYTES = 4 * 1024 * 1024;
 
 /**
  * Largest answer read from a provider. Every answer we use (a voice, a page of voices, an account)
@@ -26,107 +34,6 @@ export const MAX_RESPONSE_BYTES = 1024 * 1024;
 /** Longest provider message kept in an error: answers can be whole HTML pages from a proxy. */
 const MAX_MESSAGE_CHARS = 500;
 
-/**
- * Parses a Retry-After header: delta-seconds or an HTTP date. Null when absent or unreadable, so
- * the caller falls back to its own backoff instead of trusting a made-up number.
- */
-export function parseRetryAfter(value: string | null | undefined, now = Date.now()): number | null {
-  if (value == null) return null;
-  const trimmed = value.trim();
-  if (trimmed === '') return null;
-  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
-  // An HTTP date always names a day and a month; without letters Date.parse reads "-3" as a year.
-  const at = /[a-z]/i.test(trimmed) ? Date.parse(trimmed) : NaN;
-  return Number.isNaN(at) ? null : Math.max(0, at - now);
-}
-
-/**
- * Opens the sample before any request is made, so a storage failure never reaches the provider
- * and never counts as an attempt there. Retryable: storage trouble is usually passing.
- */
-export async function openSample(sample: SampleUpload, provider: ProviderName): Promise<Readable> {
-  try {
-    return await sample.open();
-  } catch (err) {
-    throw new ProviderError(
-      provider,
-      'retryable',
-      'sample_read_failed',
-      `${provider}: opening the sample failed: ${describe(err)}`,
-    );
-  }
-}
-
-export type MultipartPart =
-  | { name: string; value: string }
-  | {
-      name: string;
-      filename: string;
-      contentType: string;
-      stream: Readable;
-      /** The stream's length when known (stored samples know theirs). */
-      sizeBytes?: number;
-    };
-
-/** A multipart/form-data body produced chunk by chunk: the sample is never held whole in memory. */
-export interface MultipartBody {
-  contentType: string;
-  chunks: AsyncIterable<Uint8Array>;
-  /** Every stream part has a known size and together they fit in INLINE_SAMPLE_BYTES. */
-  readonly small: boolean;
-  /** Set when reading the sample failed, so that failure is not mistaken for a network error. */
-  readonly sourceError: unknown;
-  /** Releases the sample streams whether or not the body was sent. */
-  dispose(): void;
-}
-
-/** Quoted-string escaping as browsers do it for form-data names and file names. */
-function quote(value: string): string {
-  return value.replace(/"/g, '%22').replace(/\r/g, '%0D').replace(/\n/g, '%0A');
-}
-
-export function multipartBody(parts: MultipartPart[]): MultipartBody {
-  const boundary = `----voice-slots-${randomBytes(12).toString('hex')}`;
-  const state: { sourceError: unknown } = { sourceError: undefined };
-  const streams = parts.flatMap((p) => ('stream' in p ? [p.stream] : []));
-  const streamed = parts.flatMap((p) => ('stream' in p ? [p.sizeBytes ?? Infinity] : []));
-  const small = streamed.reduce((a, b) => a + b, 0) <= INLINE_SAMPLE_BYTES;
-  async function* generate(): AsyncGenerator<Uint8Array> {
-    try {
-      for (const part of parts) {
-        let head = `--${boundary}\r\nContent-Disposition: form-data; name="${quote(part.name)}"`;
-        if ('stream' in part) {
-          head += `; filename="${quote(part.filename)}"\r\nContent-Type: ${part.contentType}\r\n\r\n`;
-          yield Buffer.from(head);
-          try {
-            for await (const chunk of part.stream) {
-              yield typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Uint8Array);
-            }
-          } catch (err) {
-            state.sourceError = err ?? new Error('sample stream failed');
-            throw err;
-          }
-          yield Buffer.from('\r\n');
-        } else {
-          yield Buffer.from(`${head}\r\n\r\n${part.value}\r\n`);
-        }
-      }
-      yield Buffer.from(`--${boundary}--\r\n`);
-    } finally {
-      for (const s of streams) s.destroy();
-    }
-  }
-  return {
-    contentType: `multipart/form-data; boundary=${boundary}`,
-    chunks: generate(),
-    small,
-    get sourceError() {
-      return state.sourceError;
-    },
-    dispose: () => streams.forEach((s) => s.destroy()),
-  };
-}
-
 function firstHeader(value: string | string[] | undefined): string | null {
   return (Array.isArray(value) ? value[0] : value) ?? null;
 }
@@ -136,15 +43,6 @@ async function collect(chunks: AsyncIterable<Uint8Array>): Promise<Buffer> {
   for await (const chunk of chunks) parts.push(chunk);
   return Buffer.concat(parts);
 }
-
-export interface ErrorClassification {
-  errorClass: ProviderErrorClass;
-  code: string;
-  message: string;
-}
-
-/** Turns a non-2xx answer into a classification, reading the provider's own error code. */
-export type ErrorClassifier = (status: number, body: string) => ErrorClassification;
 
 export interface HttpClientOptions {
   provider: ProviderName;
@@ -315,39 +213,4 @@ export class ProviderHttpClient {
     }
     return out;
   }
-}
-
-/**
- * Message plus the low-level cause fetch hides behind "fetch failed" (ECONNRESET, ...). Duck-typed:
- * errors from fetch may come from another realm (test sandboxes), where instanceof fails.
- */
-function describe(err: unknown): string {
-  const e = asErrorLike(err);
-  if (!e) return String(err);
-  const cause = asErrorLike(e.cause);
-  if (!cause) return e.message;
-  const code = typeof cause.code === 'string' ? ` ${cause.code}` : '';
-  return `${e.message}:${code} ${cause.message}`;
-}
-
-function asErrorLike(
-  value: unknown,
-): { message: string; name?: unknown; code?: unknown; cause?: unknown } | null {
-  return typeof value === 'object' && value !== null && 'message' in value
-    ? (value as { message: string })
-    : null;
-}
-
-/** Error body text for classifiers that read JSON, or null when it is not JSON. */
-export function tryParseJson(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return null;
-  }
-}
-
-/** The shared part of both providers' rules: throttling, server trouble and timeouts pass. */
-export function isTransientStatus(status: number): boolean {
-  return status === 408 || status === 429 || status >= 500;
 }
