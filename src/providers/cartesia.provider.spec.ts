@@ -1,25 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { CartesiaProvider } from './cartesia.provider';
-import { ProviderError } from './provider-error';
 import {
   memorySample,
   parseMultipart,
   startStubServer,
   type StubServer,
 } from './testing/stub-server';
+import { caught } from './testing/caught';
 
 const KEY = 'sk_car_secret_456';
 const VERSION = '2025-11-04';
-
-async function caught(p: Promise<unknown>): Promise<ProviderError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(ProviderError);
-    return err as ProviderError;
-  }
-  throw new Error('expected a ProviderError');
-}
 
 describe('CartesiaProvider against a stub', () => {
   let stub: StubServer;

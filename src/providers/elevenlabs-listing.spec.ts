@@ -1,18 +1,8 @@
 import { ElevenLabsProvider } from './elevenlabs.provider';
-import { ProviderError } from './provider-error';
 import { startStubServer, type StubServer } from './testing/stub-server';
+import { caught } from './testing/caught';
 
 const KEY = 'sk_test_secret_key_123';
-
-async function caught(p: Promise<unknown>): Promise<ProviderError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(ProviderError);
-    return err as ProviderError;
-  }
-  throw new Error('expected a ProviderError');
-}
 
 describe('ElevenLabsProvider against a stub: listing and account limits', () => {
   let stub: StubServer;

@@ -1,25 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { ElevenLabsProvider } from './elevenlabs.provider';
 import { INLINE_SAMPLE_BYTES } from './http';
-import { ProviderError } from './provider-error';
 import {
   memorySample,
   parseMultipart,
   startStubServer,
   type StubServer,
 } from './testing/stub-server';
+import { caught } from './testing/caught';
 
 const KEY = 'sk_test_secret_key_123';
-
-async function caught(p: Promise<unknown>): Promise<ProviderError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(ProviderError);
-    return err as ProviderError;
-  }
-  throw new Error('expected a ProviderError');
-}
 
 describe('ElevenLabsProvider against a stub', () => {
   let stub: StubServer;

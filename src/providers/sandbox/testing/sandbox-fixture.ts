@@ -1,7 +1,7 @@
+export { caught } from '../../testing/caught';
 import { randomBytes } from 'node:crypto';
 import { CartesiaProvider } from '../../cartesia.provider';
 import { ElevenLabsProvider } from '../../elevenlabs.provider';
-import { ProviderError } from '../../provider-error';
 import { memorySample } from '../../testing/stub-server';
 import type { VoiceProvider } from '../../voice-provider.port';
 import type { SandboxHandle, SandboxOptions } from '../sandbox-server';
@@ -35,17 +35,6 @@ export function adaptersFor(sandbox: SandboxHandle): {
       timeoutMs: 3000,
     }),
   };
-}
-
-/** The ProviderError a call fails with; anything else (or success) fails the test. */
-export async function caught(p: Promise<unknown>): Promise<ProviderError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof ProviderError) return err;
-    throw err;
-  }
-  throw new Error('expected a ProviderError');
 }
 
 export const audio = randomBytes(64_000);
