@@ -9,6 +9,7 @@ import { LegacySchedulerService } from './legacy-scheduler';
 import { SlotsRepository } from './slots.repository';
 import { SlotsWorker } from './slots.worker';
 import { SweeperService } from './sweeper.service';
+import { VoiceTransitionsSubscriber } from './voice-transitions.subscriber';
 
 @Module({
   imports: [ProvidersModule, VoiceDataModule],
@@ -21,6 +22,7 @@ import { SweeperService } from './sweeper.service';
     CloneBudgetService,
     SweeperService,
     SlotsWorker,
+    VoiceTransitionsSubscriber,
   ],
   exports: [
     SlotsRepository,

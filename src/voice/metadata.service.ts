@@ -1,6 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { AppConfig } from '../config/config.module';
-import { DispatcherService } from '../slots/dispatcher.service';
 import { probeAudio, UnreadableAudioError } from './audio-probe';
 import { SampleStorage } from './sample-storage.port';
 import type { VoiceEventReason } from './voice-status';
@@ -16,7 +15,6 @@ export class MetadataService {
     private readonly config: AppConfig,
     private readonly voices: VoiceRepository,
     private readonly storage: SampleStorage,
-    private readonly dispatcher: DispatcherService,
   ) {}
 
   async extract(voiceId: string): Promise<void> {
@@ -58,10 +56,9 @@ export class MetadataService {
       },
       event: { type: 'metadata_ok', reason: 'metadata_valid', metadata: { ...info } },
     });
-    if (queued) {
+    // The dispatcher hears of it through the transition hooks (src/slots).
+    if (queued)
       this.logger.log({ ...log, format: info.format, durationMs: info.durationMs }, 'voice queued');
-      this.dispatcher.nudge(voice.provider);
-    }
   }
 
   private async fail(voiceId: string, reason: VoiceEventReason, message: string): Promise<void> {

@@ -6,6 +6,7 @@ import { S3SampleStorage } from './s3-sample-storage';
 import { SampleStorage } from './sample-storage.port';
 import { SampleSweeperService } from './sample-sweeper.service';
 import { VoiceEventsListener } from './voice-events.listener';
+import { VoiceTransitionHooks } from './voice-transition.hooks';
 import { VoiceRepository } from './voice.repository';
 
 /**
@@ -14,6 +15,7 @@ import { VoiceRepository } from './voice.repository';
  */
 @Module({
   providers: [
+    VoiceTransitionHooks,
     VoiceRepository,
     VoiceEventsListener,
     SampleSweeperService,
@@ -35,6 +37,12 @@ import { VoiceRepository } from './voice.repository';
         ),
     },
   ],
-  exports: [VoiceRepository, VoiceEventsListener, SampleStorage, SampleSweeperService],
+  exports: [
+    VoiceTransitionHooks,
+    VoiceRepository,
+    VoiceEventsListener,
+    SampleStorage,
+    SampleSweeperService,
+  ],
 })
 export class VoiceDataModule {}

@@ -1,6 +1,5 @@
 import { Module } from '@nestjs/common';
 import { ProvidersModule } from '../providers/providers.module';
-import { SlotsModule } from '../slots/slots.module';
 import { IdempotencyRepository } from './idempotency.repository';
 import { LastUseRecorder } from './last-use.recorder';
 import { LongPollGate } from './long-poll.gate';
@@ -12,7 +11,7 @@ import { VoiceDataModule } from './voice-data.module';
 import { VoiceService } from './voice.service';
 
 @Module({
-  imports: [VoiceDataModule, SlotsModule, ProvidersModule],
+  imports: [VoiceDataModule, ProvidersModule],
   providers: [
     VoiceService,
     UploadService,

@@ -11,6 +11,7 @@ import {
 } from '../providers/provider-accounts.repository';
 import { voiceFromRow, type Voice, type VoiceRow } from './voice';
 import type { VoiceEventReason, VoiceEventType, VoiceStatus } from './voice-status';
+import { VoiceTransitionHooks, type VoiceTransition } from './voice-transition.hooks';
 
 /** Columns a transition may set, by domain name; values are parameters unless given as SQL. */
 const SETTABLE = {
@@ -140,26 +141,24 @@ export interface VoiceEventRow {
   createdAt: Date;
 }
 
-/** What observers of transitions (metrics) are told after a transition committed or was applied. */
-export interface TransitionRecord {
-  voice: Voice;
-  from: VoiceStatus;
-  event: TransitionSpec['event'];
-}
+/** What observers of transitions (metrics) read of a committed transition. */
+export type TransitionRecord = Pick<VoiceTransition, 'voice' | 'from' | 'event'>;
 
 /** All SQL about voices and their events. Services never build queries. */
 @Injectable()
 export class VoiceRepository {
-  private readonly transitionListeners: ((t: TransitionRecord) => void)[] = [];
+  /** Transitions made inside a transaction of ours, published once it commits. */
+  private readonly uncommitted = new WeakMap<EntityManager, VoiceTransition[]>();
 
-  constructor(@InjectDataSource() private readonly ds: DataSource) {}
+  constructor(
+    @InjectDataSource() private readonly ds: DataSource,
+    // Suites that build the repository by hand get a registry of their own.
+    private readonly hooks: VoiceTransitionHooks = new VoiceTransitionHooks(),
+  ) {}
 
-  /**
-   * Observers of every applied transition (metrics count them). An observer rather than an
-   * import, so persistence does not depend on observability. Listeners must not throw.
-   */
+  /** Observers of every committed transition (metrics, caches): see VoiceTransitionHooks. */
   onTransition(listener: (t: TransitionRecord) => void): void {
-    this.transitionListeners.push(listener);
+    this.hooks.subscribe('onTransition', listener);
   }
 
   private q(em?: EntityManager) {
@@ -287,8 +286,21 @@ export class VoiceRepository {
     );
     if (!rows.length) return null;
     const voice = voiceFromRow(rows[0]);
-    const record: TransitionRecord = { voice, from: rows[0].old_status, event: spec.event };
-    for (const listener of this.transitionListeners) listener(record);
+    const record: VoiceTransition = {
+      voice,
+      provider: voice.provider,
+      from: rows[0].old_status,
+      to: voice.status,
+      event: spec.event,
+    };
+    const deferred = em && this.uncommitted.get(em);
+    if (deferred) deferred.push(record);
+    else if (em?.queryRunner?.isTransactionActive)
+      // Its commit is out of our sight: the hooks would fire before it, or after a rollback.
+      throw new Error(
+        'a voice transition inside a transaction must run in VoiceRepository.transaction',
+      );
+    else await this.hooks.publish(record);
     return voice;
   }
 
@@ -577,8 +589,14 @@ export class VoiceRepository {
     return rows[0].n;
   }
 
-  /** Runs `fn` in one transaction. */
-  transaction<T>(fn: (em: EntityManager) => Promise<T>): Promise<T> {
-    return this.ds.transaction(fn);
+  /** Runs `fn` in one transaction; the transitions it made are published after the commit. */
+  async transaction<T>(fn: (em: EntityManager) => Promise<T>): Promise<T> {
+    const made: VoiceTransition[] = [];
+    const result = await this.ds.transaction((em) => {
+      this.uncommitted.set(em, made);
+      return fn(em);
+    });
+    for (const record of made) await this.hooks.publish(record);
+    return result;
   }
 }

@@ -14,8 +14,6 @@ import { ProviderRegistry } from '../providers/provider-registry';
 import { addJobReplacingFinished } from '../queue/add-job';
 import { JobName, QueueName, type JobPayloads } from '../queue/queues';
 import { currentTraceCarrier } from '../queue/trace-context';
-import { CapacityService } from '../slots/capacity.service';
-import { DispatcherService } from '../slots/dispatcher.service';
 import { IdempotencyRepository } from './idempotency.repository';
 import { LastUseRecorder } from './last-use.recorder';
 import { ReadyVoiceCache, type ReadTicket } from './ready-voice.cache';
@@ -60,8 +58,6 @@ export class VoiceService {
     private readonly voices: VoiceRepository,
     private readonly uploads: UploadService,
     private readonly providers: ProviderRegistry,
-    private readonly dispatcher: DispatcherService,
-    private readonly capacity: CapacityService,
     private readonly listener: VoiceEventsListener,
     private readonly lastUse: LastUseRecorder,
     private readonly readyVoices: ReadyVoiceCache,
@@ -370,7 +366,6 @@ export class VoiceService {
         if (waiting >= this.config.USER_MAX_PENDING) throw this.pendingLimit();
       },
     );
-    if (queued) this.dispatcher.nudge(voice.provider);
     return queued;
   }
 
@@ -409,7 +404,6 @@ export class VoiceService {
       },
     });
     if (!queued) return this.retryFailed(id);
-    this.dispatcher.nudge(voice.provider);
     return queued;
   }
 
@@ -437,7 +431,7 @@ export class VoiceService {
       event: { type: 'deleted', reason: 'user_delete' },
     });
     if (!deleted) return this.delete(userId, id); // raced with another transition: read again
-    await this.capacity.scheduleCleanup(id);
+    // Its remote voice and sample are cleaned up by slots, told by the transition hooks.
     this.logger.log(
       { voiceId: id, userId, provider: voice.provider, from: voice.status },
       'voice deleted',
