@@ -3,6 +3,11 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource, EntityManager } from 'typeorm';
 import type { ProviderName } from '../config/app-config';
 import { voiceFromRow, type Voice, type VoiceRow } from '../voice/voice';
+import { assertTransition } from '../voice/voice-status';
+
+// The claim statements below write queued -> allocating themselves (slots owns the claim): the
+// transition table must allow it, checked once at load.
+assertTransition(['queued'], 'allocating');
 
 export interface ProviderCapacity {
   provider: ProviderName;

@@ -106,6 +106,19 @@ describe('VoiceRepository transition hooks', () => {
     ]);
   });
 
+  it('refuses a transition the table forbids, before it writes anything', async () => {
+    const { ds } = fakeDataSource({ committed: false });
+    await expect(
+      new VoiceRepository(ds).transition({
+        id: 'v1',
+        from: ['deleted'],
+        to: 'queued',
+        event: transition.event,
+      }),
+    ).rejects.toThrow('deleted -> queued');
+    expect(ds.manager.query).not.toHaveBeenCalled();
+  });
+
   it('refuses a transition inside a transaction it cannot see commit', async () => {
     const { ds, em } = fakeDataSource({ committed: false });
     const repo = new VoiceRepository(ds, new VoiceTransitionHooks());

@@ -10,7 +10,12 @@ import {
   type AccountRow,
 } from '../providers/provider-accounts.repository';
 import { voiceFromRow, type Voice, type VoiceRow } from './voice';
-import type { VoiceEventReason, VoiceEventType, VoiceStatus } from './voice-status';
+import {
+  assertTransition,
+  type VoiceEventReason,
+  type VoiceEventType,
+  type VoiceStatus,
+} from './voice-status';
 import { VoiceTransitionHooks, type VoiceTransition } from './voice-transition.hooks';
 
 /** Columns a transition may set, by domain name; values are parameters unless given as SQL. */
@@ -249,6 +254,7 @@ export class VoiceRepository {
    * moved on: the caller lost the race and must not act.
    */
   async transition(spec: TransitionSpec, em?: EntityManager): Promise<Voice | null> {
+    assertTransition(spec.from, spec.to);
     const params: unknown[] = [spec.id, spec.from, spec.to];
     const sets = ['status = $3', 'updated_at = now()'];
     if (spec.bumpToken) sets.push('fencing_token = v.fencing_token + 1');
