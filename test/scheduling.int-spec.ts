@@ -6,6 +6,8 @@ import { dataSourceOptions, runMigrations } from '../src/database/data-source';
 import { chooseVictims, UNLIMITED_CLONES } from '../src/reclaim/victim-choice';
 import { ReclaimRepository } from '../src/reclaim/reclaim.repository';
 import { SlotsRepository } from '../src/slots/slots.repository';
+import { ClaimRepository } from '../src/slots/claim.repository';
+import { VoiceCleanupRepository } from '../src/voice/voice-cleanup.repository';
 import { secondsFromNow, sql, VoiceRepository } from '../src/voice/voice.repository';
 import { TestWorld } from './support/service';
 
@@ -60,6 +62,8 @@ describe('scheduling invariants (property-based, real Postgres)', () => {
   let ds: DataSource;
   let voices: VoiceRepository;
   let slots: SlotsRepository;
+  let claims: ClaimRepository;
+  let cleanups: VoiceCleanupRepository;
   let reclaim: ReclaimRepository;
 
   beforeAll(async () => {
@@ -68,6 +72,8 @@ describe('scheduling invariants (property-based, real Postgres)', () => {
     await ds.initialize();
     voices = new VoiceRepository(ds);
     slots = new SlotsRepository(ds);
+    claims = new ClaimRepository(ds);
+    cleanups = new VoiceCleanupRepository(ds);
     reclaim = new ReclaimRepository(ds);
   });
 
@@ -133,7 +139,7 @@ describe('scheduling invariants (property-based, real Postgres)', () => {
                 const provider = PROVIDERS[op.provider];
                 const results = await Promise.all(
                   Array.from({ length: op.replicas }, () =>
-                    slots.claim(provider, {
+                    claims.claim(provider, {
                       max: 50,
                       allocationLeaseSeconds: 120,
                       breakerCooldownSeconds: 30,
@@ -201,7 +207,7 @@ describe('scheduling invariants (property-based, real Postgres)', () => {
                   set: { remoteCleanupPending: true },
                   event: { type: 'deleted', reason: 'user_delete' },
                 });
-                await voices.clearRemote(r.id, r.remote_voice_id);
+                await cleanups.clearRemote(r.id, r.remote_voice_id);
                 break;
               }
               case 'reclaim': {

@@ -51,6 +51,8 @@ export class VoiceEntity {
   @Column('timestamptz', { name: 'sample_removal_due_at', nullable: true })
   sampleRemovalDueAt!: Date | null;
   @Column('int', { name: 'sample_removal_attempts' }) sampleRemovalAttempts!: number;
+  @Column('jsonb', { name: 'upload_probe', nullable: true })
+  uploadProbe!: Record<string, unknown> | null;
   @Column('text', { name: 'sample_key' }) sampleKey!: string;
   @Column('text', { name: 'sample_content_type' }) sampleContentType!: string;
   @Column('text', { name: 'sample_filename' }) sampleFilename!: string;

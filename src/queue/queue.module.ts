@@ -1,7 +1,7 @@
 import { BullModule } from '@nestjs/bull';
 import { Global, Module } from '@nestjs/common';
 import { AppConfig } from '../config/config.module';
-import { backoffDelayMs } from '../slots/backoff';
+import { backoffDelayMs } from './backoff';
 import { QueueConnections } from './queue-connections';
 import { QueueErrorsLogger } from './queue-errors.logger';
 import { QueueName, RETRY_BACKOFF } from './queues';

@@ -23,14 +23,18 @@ export class MetadataService {
     // A duplicate or late job for a voice that moved on is a no-op.
     if (!voice || voice.status !== 'pending') return;
     const log = { voiceId, userId: voice.userId, provider: voice.provider };
-    let info;
-    try {
-      info = await probeAudio(await this.storage.open(voice.sample.key), voice.sample.sizeBytes);
-    } catch (err) {
-      if (!(err instanceof UnreadableAudioError)) throw err; // storage fault: let the job retry
-      await this.fail(voiceId, 'sample_unreadable', err.message);
-      this.logger.warn({ ...log, reason: err.message }, 'sample unreadable');
-      return;
+    // The upload probed the sample already; only a voice uploaded before that was kept is read
+    // and probed here.
+    let info = voice.uploadProbe;
+    if (!info) {
+      try {
+        info = await probeAudio(await this.storage.open(voice.sample.key), voice.sample.sizeBytes);
+      } catch (err) {
+        if (!(err instanceof UnreadableAudioError)) throw err; // storage fault: let the job retry
+        await this.fail(voiceId, 'sample_unreadable', err.message);
+        this.logger.warn({ ...log, reason: err.message }, 'sample unreadable');
+        return;
+      }
     }
     const seconds = info.durationMs / 1000;
     if (seconds < this.config.MIN_SAMPLE_SECONDS || seconds > this.config.MAX_SAMPLE_SECONDS) {

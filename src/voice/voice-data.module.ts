@@ -7,6 +7,9 @@ import { SampleStorage } from './sample-storage.port';
 import { SampleSweeperService } from './sample-sweeper.service';
 import { VoiceEventsListener } from './voice-events.listener';
 import { VoiceTransitionHooks } from './voice-transition.hooks';
+import { QueuePositionRepository } from './queue-position.repository';
+import { VoiceCleanupRepository } from './voice-cleanup.repository';
+import { VoiceSweepsRepository } from './voice-sweeps.repository';
 import { VoiceRepository } from './voice.repository';
 
 /**
@@ -17,6 +20,9 @@ import { VoiceRepository } from './voice.repository';
   providers: [
     VoiceTransitionHooks,
     VoiceRepository,
+    VoiceCleanupRepository,
+    VoiceSweepsRepository,
+    QueuePositionRepository,
     VoiceEventsListener,
     SampleSweeperService,
     {
@@ -40,6 +46,9 @@ import { VoiceRepository } from './voice.repository';
   exports: [
     VoiceTransitionHooks,
     VoiceRepository,
+    VoiceCleanupRepository,
+    VoiceSweepsRepository,
+    QueuePositionRepository,
     VoiceEventsListener,
     SampleStorage,
     SampleSweeperService,
