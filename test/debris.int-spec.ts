@@ -12,6 +12,7 @@ import { LocalSampleStorage } from '../src/voice/local-sample-storage';
 import { sampleKeyOf } from '../src/voice/sample-storage.port';
 import { sql, VoiceRepository } from '../src/voice/voice.repository';
 import { VoiceCleanupRepository } from '../src/voice/voice-cleanup.repository';
+import { VoiceAdmissionRepository } from '../src/voice/voice-admission.repository';
 import { TestWorld } from './support/service';
 
 type CleanupJob = Job<JobPayloads[JobName.RemoteCleanup]>;
@@ -28,6 +29,7 @@ describe('deleted samples on Postgres and Redis', () => {
   const config = loadConfig(world.env());
   let ds: DataSource;
   let voices: VoiceRepository;
+  let admissions: VoiceAdmissionRepository;
   let cleanups: VoiceCleanupRepository;
   let queue: Queue.Queue<JobPayloads[JobName.RemoteCleanup]>;
   let capacity: CapacityService;
@@ -41,6 +43,7 @@ describe('deleted samples on Postgres and Redis', () => {
     ds = new DataSource(dataSourceOptions(world.databaseUrl));
     await ds.initialize();
     voices = new VoiceRepository(ds);
+    admissions = new VoiceAdmissionRepository(ds);
     cleanups = new VoiceCleanupRepository(ds);
     queue = new Queue(QueueName.Maintenance, world.env().REDIS_URL, {
       prefix: world.queuePrefix,
@@ -84,7 +87,7 @@ describe('deleted samples on Postgres and Redis', () => {
     const path = join(world.storageDir, key);
     mkdirSync(join(world.storageDir, key.slice(0, 2)), { recursive: true });
     writeFileSync(path, 'RIFF');
-    await voices.insertPending({
+    await admissions.insertPending({
       id,
       userId: 'u1',
       name: 'n',

@@ -8,6 +8,7 @@ import { ReclaimRepository } from '../src/reclaim/reclaim.repository';
 import { SlotsRepository } from '../src/slots/slots.repository';
 import { ClaimRepository } from '../src/slots/claim.repository';
 import { VoiceCleanupRepository } from '../src/voice/voice-cleanup.repository';
+import { VoiceAdmissionRepository } from '../src/voice/voice-admission.repository';
 import { secondsFromNow, sql, VoiceRepository } from '../src/voice/voice.repository';
 import { TestWorld } from './support/service';
 
@@ -61,6 +62,7 @@ describe('scheduling invariants (property-based, real Postgres)', () => {
   const world = new TestWorld();
   let ds: DataSource;
   let voices: VoiceRepository;
+  let admissions: VoiceAdmissionRepository;
   let slots: SlotsRepository;
   let claims: ClaimRepository;
   let cleanups: VoiceCleanupRepository;
@@ -71,6 +73,7 @@ describe('scheduling invariants (property-based, real Postgres)', () => {
     ds = new DataSource({ ...dataSourceOptions(world.databaseUrl), extra: { max: 20 } });
     await ds.initialize();
     voices = new VoiceRepository(ds);
+    admissions = new VoiceAdmissionRepository(ds);
     slots = new SlotsRepository(ds);
     claims = new ClaimRepository(ds);
     cleanups = new VoiceCleanupRepository(ds);
@@ -109,7 +112,7 @@ describe('scheduling invariants (property-based, real Postgres)', () => {
                 const user = USERS[op.user];
                 const provider = PROVIDERS[op.provider];
                 const id = randomUUID();
-                await voices.insertPending({
+                await admissions.insertPending({
                   id,
                   userId: user,
                   name: 'v',

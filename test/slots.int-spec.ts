@@ -18,6 +18,8 @@ import { SchedulerTickRepository } from '../src/scheduler/scheduler-tick.reposit
 import { BreakerRepository } from '../src/providers/breaker.repository';
 import { QueuePositionRepository } from '../src/voice/queue-position.repository';
 import { VoiceCleanupRepository } from '../src/voice/voice-cleanup.repository';
+import { VoiceAdmissionRepository } from '../src/voice/voice-admission.repository';
+import { VoiceUsageRepository } from '../src/voice/voice-usage.repository';
 import { VoiceRepository, sql } from '../src/voice/voice.repository';
 import { TestWorld } from './support/service';
 
@@ -35,6 +37,8 @@ describe('slot pool on Postgres', () => {
   const world = new TestWorld();
   let ds: DataSource;
   let voices: VoiceRepository;
+  let admissions: VoiceAdmissionRepository;
+  let usage: VoiceUsageRepository;
   let slots: SlotsRepository;
   let claims: ClaimRepository;
   let leases: AllocationLeaseRepository;
@@ -48,6 +52,8 @@ describe('slot pool on Postgres', () => {
     ds = new DataSource({ ...dataSourceOptions(world.databaseUrl), extra: { max: 30 } });
     await ds.initialize();
     voices = new VoiceRepository(ds);
+    admissions = new VoiceAdmissionRepository(ds);
+    usage = new VoiceUsageRepository(ds);
     slots = new SlotsRepository(ds);
     claims = new ClaimRepository(ds);
     leases = new AllocationLeaseRepository(ds);
@@ -82,7 +88,7 @@ describe('slot pool on Postgres', () => {
     provider: 'elevenlabs' | 'cartesia' = 'elevenlabs',
   ): Promise<string> {
     const id = randomUUID();
-    await voices.insertPending({
+    await admissions.insertPending({
       id,
       userId,
       name: `v-${id.slice(0, 4)}`,
@@ -580,7 +586,7 @@ describe('slot pool on Postgres', () => {
       );
       await queueVoice('b');
       const snap = await reclaim.snapshot('elevenlabs', 50);
-      await voices.recordLastUse([id], [new Date()]);
+      await usage.recordLastUse([id], [new Date()]);
       expect(
         await reclaim.markVictims('elevenlabs', snap.held, {
           mode: 'backlog',
@@ -597,9 +603,9 @@ describe('slot pool on Postgres', () => {
         (d) => t0 + d,
       );
       let expected = firstUse(times[0]);
-      await voices.recordLastUse([id], [new Date(times[0])]);
+      await usage.recordLastUse([id], [new Date(times[0])]);
       for (const t of times.slice(1)) {
-        await voices.recordLastUse([id], [new Date(t)]);
+        await usage.recordLastUse([id], [new Date(t)]);
         expected = recordUse(expected, t);
       }
       const [row] = await ds.query<{ sessions: number; uses: number; first: Date; last: Date }[]>(

@@ -10,6 +10,8 @@ import { VoiceTransitionHooks } from './voice-transition.hooks';
 import { QueuePositionRepository } from './queue-position.repository';
 import { VoiceCleanupRepository } from './voice-cleanup.repository';
 import { VoiceSweepsRepository } from './voice-sweeps.repository';
+import { VoiceAdmissionRepository } from './voice-admission.repository';
+import { VoiceUsageRepository } from './voice-usage.repository';
 import { VoiceRepository } from './voice.repository';
 
 /**
@@ -20,6 +22,8 @@ import { VoiceRepository } from './voice.repository';
   providers: [
     VoiceTransitionHooks,
     VoiceRepository,
+    VoiceAdmissionRepository,
+    VoiceUsageRepository,
     VoiceCleanupRepository,
     VoiceSweepsRepository,
     QueuePositionRepository,
@@ -46,6 +50,8 @@ import { VoiceRepository } from './voice.repository';
   exports: [
     VoiceTransitionHooks,
     VoiceRepository,
+    VoiceAdmissionRepository,
+    VoiceUsageRepository,
     VoiceCleanupRepository,
     VoiceSweepsRepository,
     QueuePositionRepository,

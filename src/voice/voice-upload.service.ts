@@ -12,6 +12,7 @@ import { UploadService } from './upload.service';
 import type { Voice } from './voice';
 import { toVoiceDto, type VoiceDto } from './voice.dto';
 import { pendingLimit } from './voice-errors';
+import { lockUserAndCountWaiting, VoiceAdmissionRepository } from './voice-admission.repository';
 import { VoiceRepository } from './voice.repository';
 
 export interface UploadResult {
@@ -28,6 +29,7 @@ export class VoiceUploadService {
   constructor(
     private readonly config: AppConfig,
     private readonly voices: VoiceRepository,
+    private readonly admissions: VoiceAdmissionRepository,
     private readonly uploads: UploadService,
     private readonly providers: ProviderRegistry,
     private readonly idempotency: IdempotencyRepository,
@@ -57,7 +59,7 @@ export class VoiceUploadService {
     const known = idempotencyKey ? await this.idempotency.find(userId, idempotencyKey) : null;
     // A cheap early refusal before any byte is stored (replays are answered, not refused); the
     // admission below is the strict check.
-    if (!known && (await this.voices.pendingCount(userId)) >= this.config.USER_MAX_PENDING) {
+    if (!known && (await this.admissions.pendingCount(userId)) >= this.config.USER_MAX_PENDING) {
       body.resume();
       throw pendingLimit(this.config.USER_MAX_PENDING);
     }
@@ -83,12 +85,10 @@ export class VoiceUploadService {
     let created: Voice;
     try {
       created = await this.voices.transaction(async (em) => {
-        if (
-          (await this.voices.lockUserAndCountWaiting(userId, em)) >= this.config.USER_MAX_PENDING
-        ) {
+        if ((await lockUserAndCountWaiting(userId, em)) >= this.config.USER_MAX_PENDING) {
           throw pendingLimit(this.config.USER_MAX_PENDING);
         }
-        const voice = await this.voices.insertPending(
+        const voice = await this.admissions.insertPending(
           {
             id: upload.voiceId,
             userId,

@@ -2,8 +2,8 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource, EntityManager } from 'typeorm';
 import type { ProviderName } from '../config/app-config';
-import type { AudioInfo } from './audio-probe';
 import { voiceFromRow, type Voice, type VoiceRow } from './voice';
+import { lockUserAndCountWaiting } from './voice-admission.repository';
 import {
   assertTransition,
   type VoiceEventReason,
@@ -11,7 +11,7 @@ import {
   type VoiceStatus,
 } from './voice-status';
 import { VoiceTransitionHooks, type VoiceTransition } from './voice-transition.hooks';
-import { SETTABLE, Sql, sql, usageSet, type Settable } from './voice-sql';
+import { SETTABLE, Sql, sql, type Settable } from './voice-sql';
 
 export { secondsFromNow, Sql, sql, usageSet } from './voice-sql';
 
@@ -27,22 +27,6 @@ export interface TransitionSpec {
   userId?: string;
   set?: Partial<Record<Settable, unknown>>;
   event: { type: VoiceEventType; reason: VoiceEventReason; metadata?: Record<string, unknown> };
-}
-
-export interface NewVoice {
-  id: string;
-  userId: string;
-  name: string;
-  provider: ProviderName;
-  language: string | null;
-  sampleKey: string;
-  sampleContentType: string;
-  sampleFilename: string;
-  sampleSizeBytes: number;
-  sampleSha256: string;
-  /** What the upload's probe found: the metadata job validates it instead of probing again. */
-  uploadProbe?: AudioInfo;
-  traceContext?: Record<string, string>;
 }
 
 export interface VoiceListQuery {
@@ -66,7 +50,12 @@ export interface VoiceEventRow {
 /** What observers of transitions (metrics) read of a committed transition. */
 export type TransitionRecord = Pick<VoiceTransition, 'voice' | 'from' | 'event'>;
 
-/** All SQL about voices and their events. Services never build queries. */
+/**
+ * A voice's row and its events: the reads, and every status transition (checked against the
+ * transition table, compare-and-set, its event row in the same statement, its hooks after the
+ * commit). The other writes of voices live beside it in src/voice, by job (admission, usage,
+ * clean-up); outside src/voice only slots' claim and lease statements write the table.
+ */
 @Injectable()
 export class VoiceRepository {
   /** Transitions made inside a transaction of ours, published once it commits. */
@@ -85,34 +74,6 @@ export class VoiceRepository {
 
   private q(em?: EntityManager) {
     return em ?? this.ds.manager;
-  }
-
-  async insertPending(v: NewVoice, em?: EntityManager): Promise<Voice> {
-    const rows: VoiceRow[] = await this.q(em).query(
-      `WITH v AS (
-         INSERT INTO voices (id, user_id, name, provider, language, status, sample_key,
-           sample_content_type, sample_filename, sample_size_bytes, sample_sha256, trace_context,
-           upload_probe)
-         VALUES ($1,$2,$3,$4,$5,'pending',$6,$7,$8,$9,$10,$11,$12) RETURNING *),
-       e AS (INSERT INTO voice_events (voice_id, type, reason, to_status)
-             SELECT id, 'uploaded', 'upload', 'pending' FROM v)
-       SELECT * FROM v`,
-      [
-        v.id,
-        v.userId,
-        v.name,
-        v.provider,
-        v.language,
-        v.sampleKey,
-        v.sampleContentType,
-        v.sampleFilename,
-        v.sampleSizeBytes,
-        v.sampleSha256,
-        v.traceContext ? JSON.stringify(v.traceContext) : null,
-        v.uploadProbe ? JSON.stringify(v.uploadProbe) : null,
-      ],
-    );
-    return voiceFromRow(rows[0]);
   }
 
   async findById(id: string, userId?: string, em?: EntityManager): Promise<Voice | null> {
@@ -240,7 +201,7 @@ export class VoiceRepository {
   ): Promise<Voice | null> {
     const { provider, ...transition } = spec;
     return this.transaction(async (em) => {
-      if (admit) admit(await this.lockUserAndCountWaiting(spec.userId, em));
+      if (admit) admit(await lockUserAndCountWaiting(spec.userId, em));
       const fairTag = await this.nextFairTag(provider, spec.userId, em);
       return this.transition(
         { ...transition, to: 'queued', set: { ...spec.set, fairTag, queuedAt: sql('now()') } },
@@ -266,16 +227,6 @@ export class VoiceRepository {
       [provider, userId],
     );
     return String(rows[0].tag);
-  }
-
-  /** Voices of a user waiting for a slot or for their metadata. */
-  async pendingCount(userId: string): Promise<number> {
-    const rows: { n: number }[] = await this.ds.query(
-      `SELECT count(*)::int AS n FROM voices
-        WHERE user_id = $1 AND status IN ('pending','queued','allocating')`,
-      [userId],
-    );
-    return rows[0].n;
   }
 
   /** An event about a voice that does not change its state (e.g. an orphan of it was deleted). */
@@ -334,34 +285,6 @@ export class VoiceRepository {
       `UPDATE voices SET queued_at = now() + make_interval(secs => $2 / 1000.0) WHERE id = $1 AND status = 'queued'`,
       [id, jitterMs],
     );
-  }
-
-  /** Batched last-use times; never moves a time backwards. */
-  async recordLastUse(ids: string[], at: Date[]): Promise<void> {
-    await this.ds.query(
-      `UPDATE voices v SET last_used_at = GREATEST(v.last_used_at, x.at),
-              ${Object.entries(usageSet('x.at'))
-                .map(([k, v]) => `${SETTABLE[k as Settable]} = ${v.text}`)
-                .join(', ')}
-         FROM unnest($1::uuid[], $2::timestamptz[]) AS x(id, at) WHERE v.id = x.id`,
-      [ids, at],
-    );
-  }
-
-  /**
-   * Serialises a user's admissions (uploads, re-activations) and counts their waiting voices, so
-   * concurrent requests cannot pass USER_MAX_PENDING together. Call inside a transaction.
-   */
-  async lockUserAndCountWaiting(userId: string, em: EntityManager): Promise<number> {
-    await em.query(`SELECT pg_advisory_xact_lock(hashtext('user-admission'), hashtext($1))`, [
-      userId,
-    ]);
-    const rows: { n: number }[] = await em.query(
-      `SELECT count(*)::int AS n FROM voices
-        WHERE user_id = $1 AND status IN ('pending','queued','allocating')`,
-      [userId],
-    );
-    return rows[0].n;
   }
 
   /** Runs `fn` in one transaction; the transitions it made are published after the commit. */
