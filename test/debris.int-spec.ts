@@ -11,6 +11,8 @@ import { SweeperService } from '../src/slots/sweeper.service';
 import { LocalSampleStorage } from '../src/voice/local-sample-storage';
 import { sampleKeyOf } from '../src/voice/sample-storage.port';
 import { sql, VoiceRepository } from '../src/voice/voice.repository';
+import { VoiceCleanupRepository } from '../src/voice/voice-cleanup.repository';
+import { VoiceAdmissionRepository } from '../src/voice/voice-admission.repository';
 import { TestWorld } from './support/service';
 
 type CleanupJob = Job<JobPayloads[JobName.RemoteCleanup]>;
@@ -27,6 +29,8 @@ describe('deleted samples on Postgres and Redis', () => {
   const config = loadConfig(world.env());
   let ds: DataSource;
   let voices: VoiceRepository;
+  let admissions: VoiceAdmissionRepository;
+  let cleanups: VoiceCleanupRepository;
   let queue: Queue.Queue<JobPayloads[JobName.RemoteCleanup]>;
   let capacity: CapacityService;
   let sweeper: SweeperService;
@@ -39,6 +43,8 @@ describe('deleted samples on Postgres and Redis', () => {
     ds = new DataSource(dataSourceOptions(world.databaseUrl));
     await ds.initialize();
     voices = new VoiceRepository(ds);
+    admissions = new VoiceAdmissionRepository(ds);
+    cleanups = new VoiceCleanupRepository(ds);
     queue = new Queue(QueueName.Maintenance, world.env().REDIS_URL, {
       prefix: world.queuePrefix,
       // As the service's queues: a failed job is kept, which is what made Bull drop a new add.
@@ -49,13 +55,14 @@ describe('deleted samples on Postgres and Redis', () => {
       config,
       unused,
       voices,
+      cleanups,
       unused,
       new LocalSampleStorage(world.storageDir),
       unused,
       unused,
       queue,
     );
-    sweeper = new SweeperService(config, unused, voices, unused, unused, capacity);
+    sweeper = new SweeperService(config, unused, voices, cleanups, unused, unused, capacity);
     void queue.process(JobName.RemoteCleanup, async (job: CleanupJob) => {
       runs.push(next);
       if (next === 'fail') {
@@ -80,7 +87,7 @@ describe('deleted samples on Postgres and Redis', () => {
     const path = join(world.storageDir, key);
     mkdirSync(join(world.storageDir, key.slice(0, 2)), { recursive: true });
     writeFileSync(path, 'RIFF');
-    await voices.insertPending({
+    await admissions.insertPending({
       id,
       userId: 'u1',
       name: 'n',
@@ -142,7 +149,7 @@ describe('deleted samples on Postgres and Redis', () => {
     expect(runs).toEqual(['fail', 'run']);
     expect(existsSync(path)).toBe(false);
     expect((await voices.findById(id))?.sampleRemovalPending).toBe(false);
-    expect(await voices.sampleRemovalsDue(100)).not.toContain(id);
+    expect(await cleanups.sampleRemovalsDue(100)).not.toContain(id);
   });
 
   it('keeps a refused removal pending with a back-off, and removes the sample when it has passed', async () => {
@@ -160,7 +167,7 @@ describe('deleted samples on Postgres and Redis', () => {
     expect(row.wait).toBeGreaterThan(0);
     expect(row.wait).toBeLessThanOrEqual(config.SCHEDULER_TICK_SECONDS * 3);
     expect((await voices.findById(id))?.sampleRemovalPending).toBe(true);
-    expect(await voices.sampleRemovalsDue(100)).not.toContain(id);
+    expect(await cleanups.sampleRemovalsDue(100)).not.toContain(id);
 
     await capacity.cleanup(id);
     const again = await removalOf(id);

@@ -6,6 +6,9 @@ import { dataSourceOptions, runMigrations } from '../src/database/data-source';
 import { chooseVictims, UNLIMITED_CLONES } from '../src/reclaim/victim-choice';
 import { ReclaimRepository } from '../src/reclaim/reclaim.repository';
 import { SlotsRepository } from '../src/slots/slots.repository';
+import { ClaimRepository } from '../src/slots/claim.repository';
+import { VoiceCleanupRepository } from '../src/voice/voice-cleanup.repository';
+import { VoiceAdmissionRepository } from '../src/voice/voice-admission.repository';
 import { secondsFromNow, sql, VoiceRepository } from '../src/voice/voice.repository';
 import { TestWorld } from './support/service';
 
@@ -59,7 +62,10 @@ describe('scheduling invariants (property-based, real Postgres)', () => {
   const world = new TestWorld();
   let ds: DataSource;
   let voices: VoiceRepository;
+  let admissions: VoiceAdmissionRepository;
   let slots: SlotsRepository;
+  let claims: ClaimRepository;
+  let cleanups: VoiceCleanupRepository;
   let reclaim: ReclaimRepository;
 
   beforeAll(async () => {
@@ -67,7 +73,10 @@ describe('scheduling invariants (property-based, real Postgres)', () => {
     ds = new DataSource({ ...dataSourceOptions(world.databaseUrl), extra: { max: 20 } });
     await ds.initialize();
     voices = new VoiceRepository(ds);
+    admissions = new VoiceAdmissionRepository(ds);
     slots = new SlotsRepository(ds);
+    claims = new ClaimRepository(ds);
+    cleanups = new VoiceCleanupRepository(ds);
     reclaim = new ReclaimRepository(ds);
   });
 
@@ -103,7 +112,7 @@ describe('scheduling invariants (property-based, real Postgres)', () => {
                 const user = USERS[op.user];
                 const provider = PROVIDERS[op.provider];
                 const id = randomUUID();
-                await voices.insertPending({
+                await admissions.insertPending({
                   id,
                   userId: user,
                   name: 'v',
@@ -133,7 +142,7 @@ describe('scheduling invariants (property-based, real Postgres)', () => {
                 const provider = PROVIDERS[op.provider];
                 const results = await Promise.all(
                   Array.from({ length: op.replicas }, () =>
-                    slots.claim(provider, {
+                    claims.claim(provider, {
                       max: 50,
                       allocationLeaseSeconds: 120,
                       breakerCooldownSeconds: 30,
@@ -201,7 +210,7 @@ describe('scheduling invariants (property-based, real Postgres)', () => {
                   set: { remoteCleanupPending: true },
                   event: { type: 'deleted', reason: 'user_delete' },
                 });
-                await voices.clearRemote(r.id, r.remote_voice_id);
+                await cleanups.clearRemote(r.id, r.remote_voice_id);
                 break;
               }
               case 'reclaim': {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { networkInterfaces } from 'node:os';
 import { RedisThrottlerStorage } from '../src/common/redis-throttler.storage';
-import { QUEUED_AHEAD_SQL } from '../src/voice/voice.repository';
+import { QUEUED_AHEAD_SQL } from '../src/voice/queue-position.repository';
 import type { AppConfig } from '../src/config/config.module';
 import { ApiClient } from './support/api';
 import { runBuiltScript } from './support/cluster';

@@ -12,6 +12,14 @@ import { firstUse, recordUse } from '../src/policy/voice-usage';
 import { ReclaimRepository } from '../src/reclaim/reclaim.repository';
 import { chooseIdleVictims, chooseVictims, UNLIMITED_CLONES } from '../src/reclaim/victim-choice';
 import { SlotsRepository } from '../src/slots/slots.repository';
+import { ClaimRepository } from '../src/slots/claim.repository';
+import { AllocationLeaseRepository } from '../src/slots/allocation-lease.repository';
+import { SchedulerTickRepository } from '../src/scheduler/scheduler-tick.repository';
+import { BreakerRepository } from '../src/providers/breaker.repository';
+import { QueuePositionRepository } from '../src/voice/queue-position.repository';
+import { VoiceCleanupRepository } from '../src/voice/voice-cleanup.repository';
+import { VoiceAdmissionRepository } from '../src/voice/voice-admission.repository';
+import { VoiceUsageRepository } from '../src/voice/voice-usage.repository';
 import { VoiceRepository, sql } from '../src/voice/voice.repository';
 import { TestWorld } from './support/service';
 
@@ -29,14 +37,30 @@ describe('slot pool on Postgres', () => {
   const world = new TestWorld();
   let ds: DataSource;
   let voices: VoiceRepository;
+  let admissions: VoiceAdmissionRepository;
+  let usage: VoiceUsageRepository;
   let slots: SlotsRepository;
+  let claims: ClaimRepository;
+  let leases: AllocationLeaseRepository;
+  let ticks: SchedulerTickRepository;
+  let breaker: BreakerRepository;
+  let positions: QueuePositionRepository;
+  let cleanups: VoiceCleanupRepository;
 
   beforeAll(async () => {
     await runMigrations(world.databaseUrl);
     ds = new DataSource({ ...dataSourceOptions(world.databaseUrl), extra: { max: 30 } });
     await ds.initialize();
     voices = new VoiceRepository(ds);
+    admissions = new VoiceAdmissionRepository(ds);
+    usage = new VoiceUsageRepository(ds);
     slots = new SlotsRepository(ds);
+    claims = new ClaimRepository(ds);
+    leases = new AllocationLeaseRepository(ds);
+    ticks = new SchedulerTickRepository(ds);
+    breaker = new BreakerRepository(ds);
+    positions = new QueuePositionRepository(ds);
+    cleanups = new VoiceCleanupRepository(ds);
   });
 
   afterAll(async () => {
@@ -57,14 +81,14 @@ describe('slot pool on Postgres', () => {
   });
 
   const claim = (provider: 'elevenlabs' | 'cartesia', max: number) =>
-    slots.claim(provider, { max, allocationLeaseSeconds: 120, breakerCooldownSeconds: 30 });
+    claims.claim(provider, { max, allocationLeaseSeconds: 120, breakerCooldownSeconds: 30 });
 
   async function queueVoice(
     userId: string,
     provider: 'elevenlabs' | 'cartesia' = 'elevenlabs',
   ): Promise<string> {
     const id = randomUUID();
-    await voices.insertPending({
+    await admissions.insertPending({
       id,
       userId,
       name: `v-${id.slice(0, 4)}`,
@@ -198,7 +222,7 @@ describe('slot pool on Postgres', () => {
     );
     expect(await claim('elevenlabs', 50)).toHaveLength(1);
     // A success closes the breaker and claims go back to filling every free slot.
-    await slots.recordProviderSuccess('elevenlabs');
+    await breaker.recordProviderSuccess('elevenlabs');
     expect(await claim('elevenlabs', 50)).toHaveLength(2);
   });
 
@@ -241,7 +265,7 @@ describe('slot pool on Postgres', () => {
     await slots.setLimits('elevenlabs', { configuredLimit: 3 });
     expect((await claim('elevenlabs', 50)).map((x) => x.voiceId)).toEqual([burst[1], late]);
     const queued = (await voices.findById(burst[2]))!;
-    expect((await voices.queuePosition(queued, QUEUE_INFO))?.position).toBe(1);
+    expect((await positions.queuePosition(queued, QUEUE_INFO))?.position).toBe(1);
   });
 
   it('lets only the current fencing token move a voice on', async () => {
@@ -267,7 +291,7 @@ describe('slot pool on Postgres', () => {
       event: { type: 'ready', reason: 'remote_created' },
     });
     expect(stale).toBeNull();
-    expect(await slots.beginAttempt(id, claimed.fencingToken, 120)).toBeNull();
+    expect(await leases.beginAttempt(id, claimed.fencingToken, 120)).toBeNull();
     const events = await voices.events(id);
     expect(events.map((e) => `${e.fromStatus}->${e.toStatus}:${e.reason}`)).toEqual([
       'null->pending:upload',
@@ -280,7 +304,7 @@ describe('slot pool on Postgres', () => {
   it("renews only the current holder's lease: a stale worker is refused after a take-over", async () => {
     await slots.setLimits('elevenlabs', { configuredLimit: 1 });
     const id = await queueVoice('u');
-    const [claimed] = await slots.claim('elevenlabs', {
+    const [claimed] = await claims.claim('elevenlabs', {
       max: 1,
       allocationLeaseSeconds: 2,
       breakerCooldownSeconds: 30,
@@ -295,17 +319,17 @@ describe('slot pool on Postgres', () => {
     const first = await leaseOf();
 
     // The holder renews: the lease moves forward and the sweeper leaves the voice alone.
-    expect(await slots.renewLease(id, claimed.fencingToken, 60)).toBe(true);
+    expect(await leases.renewLease(id, claimed.fencingToken, 60)).toBe(true);
     const renewed = await leaseOf();
     expect(renewed.at.getTime()).toBeGreaterThan(first.at.getTime() + 30_000);
-    expect((await slots.expiredAllocations(10)).map((e) => e.id)).not.toContain(id);
+    expect((await leases.expiredAllocations(10)).map((e) => e.id)).not.toContain(id);
 
     // The holder freezes past its lease; the sweeper finds it and takes the voice over.
     await ds.query(
       `UPDATE voices SET allocation_lease_expires_at = now() - interval '1 second' WHERE id = $1`,
       [id],
     );
-    expect(await slots.expiredAllocations(10)).toEqual([
+    expect(await leases.expiredAllocations(10)).toEqual([
       { id, fencingToken: claimed.fencingToken },
     ]);
     const taken = await voices.transition({
@@ -322,8 +346,8 @@ describe('slot pool on Postgres', () => {
 
     // The stale worker resumes: its renewal, a new attempt and its transition are all refused,
     // and none of them touches the new holder's lease.
-    expect(await slots.renewLease(id, claimed.fencingToken, 600)).toBe(false);
-    expect(await slots.beginAttempt(id, claimed.fencingToken, 600)).toBeNull();
+    expect(await leases.renewLease(id, claimed.fencingToken, 600)).toBe(false);
+    expect(await leases.beginAttempt(id, claimed.fencingToken, 600)).toBeNull();
     expect(
       await voices.transition({
         id,
@@ -337,7 +361,7 @@ describe('slot pool on Postgres', () => {
     expect(await leaseOf()).toEqual(takenLease);
 
     // The new holder's token renews; once the voice is ready no token renews it any more.
-    expect(await slots.renewLease(id, taken!.fencingToken, 60)).toBe(true);
+    expect(await leases.renewLease(id, taken!.fencingToken, 60)).toBe(true);
     await voices.transition({
       id,
       from: ['allocating'],
@@ -346,7 +370,7 @@ describe('slot pool on Postgres', () => {
       set: { remoteVoiceId: 'r1', allocationLeaseExpiresAt: null },
       event: { type: 'ready', reason: 'remote_created' },
     });
-    expect(await slots.renewLease(id, taken!.fencingToken, 60)).toBe(false);
+    expect(await leases.renewLease(id, taken!.fencingToken, 60)).toBe(false);
     expect((await voices.findById(id))?.remoteVoiceId).toBe('r1');
   });
 
@@ -376,13 +400,13 @@ describe('slot pool on Postgres', () => {
     });
     await queueVoice('u2');
     expect(await claim('elevenlabs', 5)).toHaveLength(0);
-    expect(await voices.clearRemote(id, 'r1')).toBe(true);
+    expect(await cleanups.clearRemote(id, 'r1')).toBe(true);
     expect(await claim('elevenlabs', 5)).toHaveLength(1);
   });
 
   it('runs a timed task once per period across replicas', async () => {
     const name = `task-${randomUUID()}`;
-    const wins = await Promise.all(Array.from({ length: 6 }, () => slots.claimTick(name, 60)));
+    const wins = await Promise.all(Array.from({ length: 6 }, () => ticks.claimTick(name, 60)));
     expect(wins.filter(Boolean)).toHaveLength(1);
   });
 
@@ -390,7 +414,7 @@ describe('slot pool on Postgres', () => {
     const SETTINGS = QUEUE_INFO.budget;
     const accounts = () => new ProviderAccountsRepository(ds);
     const claimWith = (budget: { expectedTotal: string; first: number; reclone: number }) =>
-      slots.claimBatch('elevenlabs', {
+      claims.claimBatch('elevenlabs', {
         max: 50,
         allocationLeaseSeconds: 120,
         breakerCooldownSeconds: 30,
@@ -562,7 +586,7 @@ describe('slot pool on Postgres', () => {
       );
       await queueVoice('b');
       const snap = await reclaim.snapshot('elevenlabs', 50);
-      await voices.recordLastUse([id], [new Date()]);
+      await usage.recordLastUse([id], [new Date()]);
       expect(
         await reclaim.markVictims('elevenlabs', snap.held, {
           mode: 'backlog',
@@ -579,9 +603,9 @@ describe('slot pool on Postgres', () => {
         (d) => t0 + d,
       );
       let expected = firstUse(times[0]);
-      await voices.recordLastUse([id], [new Date(times[0])]);
+      await usage.recordLastUse([id], [new Date(times[0])]);
       for (const t of times.slice(1)) {
-        await voices.recordLastUse([id], [new Date(t)]);
+        await usage.recordLastUse([id], [new Date(t)]);
         expected = recordUse(expected, t);
       }
       const [row] = await ds.query<{ sessions: number; uses: number; first: Date; last: Date }[]>(

@@ -7,7 +7,9 @@ import { dataSourceOptions } from '../../src/database/data-source';
 import { ReclaimRepository } from '../../src/reclaim/reclaim.repository';
 import { decide } from '../../src/policy/reclaim-policy';
 import { chooseVictims, UNLIMITED_CLONES } from '../../src/reclaim/victim-choice';
-import { SlotsRepository, type ClaimOptions } from '../../src/slots/slots.repository';
+import { ClaimRepository, type ClaimOptions } from '../../src/slots/claim.repository';
+import { SlotsRepository } from '../../src/slots/slots.repository';
+import { QueuePositionRepository } from '../../src/voice/queue-position.repository';
 import { VoiceRepository } from '../../src/voice/voice.repository';
 import { makeToken } from '../../test/support/token';
 import {
@@ -274,6 +276,7 @@ async function databaseAtScale(queued: number, total: number, reps: number) {
     progress(`scale: inserted and analysed in ${seedSeconds.toFixed(1)} s`);
     await ds.initialize();
     const slots = new SlotsRepository(ds);
+    const claimRepo = new ClaimRepository(ds);
     const reclaim = new ReclaimRepository(ds);
     const voices = new VoiceRepository(ds);
 
@@ -302,7 +305,7 @@ async function databaseAtScale(queued: number, total: number, reps: number) {
     let claims = 0;
     let claimsWrongSize = 0;
     const claimAndRecord = async (max: number) => {
-      const claimed = await slots.claim('elevenlabs', { ...CLAIM, max });
+      const claimed = await claimRepo.claim('elevenlabs', { ...CLAIM, max });
       claims++;
       if (claimed.length !== max) claimsWrongSize++;
       for (const c of claimed) claimedIds.push(c.voiceId);
@@ -400,7 +403,7 @@ async function databaseAtScale(queued: number, total: number, reps: number) {
     capture.recording = true;
     const lastVoice = await voices.findById(last.id, last.user_id);
     if (!lastVoice) throw new Error('last queued voice not found');
-    const position = await voices.queuePosition(lastVoice, QUEUE_INFO);
+    const position = await new QueuePositionRepository(ds).queuePosition(lastVoice, QUEUE_INFO);
     capture.recording = false;
     const activationPlans = await explain(ds, capture.statements);
 

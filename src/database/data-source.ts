@@ -9,6 +9,7 @@ import { CloneBudget1764921600000 } from './migrations/1764921600000-clone-budge
 import { VoiceUsage1765008000000 } from './migrations/1765008000000-voice-usage';
 import { SampleRemoval1765200000000 } from './migrations/1765200000000-sample-removal';
 import { Webhooks1765300000000 } from './migrations/1765300000000-webhooks';
+import { UploadProbe1765400000000 } from './migrations/1765400000000-upload-probe';
 
 export const MIGRATIONS = [
   InitialSchema1764489600000,
@@ -20,6 +21,7 @@ export const MIGRATIONS = [
   VoiceUsage1765008000000,
   SampleRemoval1765200000000,
   Webhooks1765300000000,
+  UploadProbe1765400000000,
 ];
 
 /**

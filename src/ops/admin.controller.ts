@@ -16,7 +16,7 @@ import { CloneBudgetService } from '../slots/clone-budget.service';
 import { SlotsRepository } from '../slots/slots.repository';
 import { toVoiceDto, VoiceDto } from '../voice/voice.dto';
 import { VoiceRepository } from '../voice/voice.repository';
-import { VoiceService } from '../voice/voice.service';
+import { VoiceLifecycleService } from '../voice/voice-lifecycle.service';
 import {
   AdminVoicesQuery,
   FailedVoiceDto,
@@ -43,7 +43,7 @@ export class AdminController {
     private readonly slots: SlotsRepository,
     private readonly providers: ProviderRegistry,
     private readonly voices: VoiceRepository,
-    private readonly voiceService: VoiceService,
+    private readonly voiceService: VoiceLifecycleService,
     private readonly capacity: CapacityService,
     private readonly budget: CloneBudgetService,
   ) {}

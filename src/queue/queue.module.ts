@@ -2,7 +2,7 @@ import { BullModule } from '@nestjs/bull';
 import { Global, Module } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { AppConfig } from '../config/config.module';
-import { backoffDelayMs } from '../slots/backoff';
+import { backoffDelayMs } from './backoff';
 import { QueueConnections } from './queue-connections';
 import { JobRunner } from './job-runner';
 import { QueueErrorsLogger } from './queue-errors.logger';

@@ -13,7 +13,7 @@ import { ReclaimService } from '../reclaim/reclaim.service';
 import { DispatcherService } from '../slots/dispatcher.service';
 import { SweeperService } from '../slots/sweeper.service';
 import { VoiceEventsListener } from '../voice/voice-events.listener';
-import { VoiceRepository } from '../voice/voice.repository';
+import { VoiceSweepsRepository } from '../voice/voice-sweeps.repository';
 
 /** Sweep a little after a lease ends: the sweeper's queries compare strictly. */
 const MARGIN_MS = 100;
@@ -53,7 +53,7 @@ export class RecoveryService implements OnApplicationBootstrap, OnApplicationShu
     private readonly providers: ProviderRegistry,
     private readonly listener: VoiceEventsListener,
     private readonly queues: QueueConnections,
-    private readonly voices: VoiceRepository,
+    private readonly voices: VoiceSweepsRepository,
     private readonly dispatcher: DispatcherService,
     private readonly reclaim: ReclaimService,
     private readonly sweeper: SweeperService,

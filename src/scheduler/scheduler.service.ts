@@ -6,12 +6,12 @@ import { ProviderRegistry } from '../providers/provider-registry';
 import { ReclaimService } from '../reclaim/reclaim.service';
 import { CapacityService, SWEEP_CLEANUPS_TICKS } from '../slots/capacity.service';
 import { DispatcherService } from '../slots/dispatcher.service';
-import { SlotsRepository } from '../slots/slots.repository';
 import { SweeperService } from '../slots/sweeper.service';
 import { IdempotencyRepository } from '../voice/idempotency.repository';
 import { SampleSweeperService } from '../voice/sample-sweeper.service';
-import { VoiceRepository } from '../voice/voice.repository';
-import { VoiceService } from '../voice/voice.service';
+import { MetadataJobs } from '../voice/metadata-jobs';
+import { VoiceSweepsRepository } from '../voice/voice-sweeps.repository';
+import { SchedulerTickRepository } from './scheduler-tick.repository';
 
 interface Task {
   name: string;
@@ -31,13 +31,13 @@ export class SchedulerService implements OnApplicationBootstrap {
   constructor(
     private readonly config: AppConfig,
     private readonly registry: SchedulerRegistry,
-    private readonly slots: SlotsRepository,
+    private readonly ticks: SchedulerTickRepository,
     private readonly sweeper: SweeperService,
     private readonly dispatcher: DispatcherService,
     private readonly capacity: CapacityService,
     private readonly providers: ProviderRegistry,
-    private readonly voices: VoiceRepository,
-    private readonly voiceService: VoiceService,
+    private readonly voices: VoiceSweepsRepository,
+    private readonly metadataJobs: MetadataJobs,
     private readonly reclaim: ReclaimService,
     private readonly idempotency: IdempotencyRepository,
     private readonly samples: SampleSweeperService,
@@ -70,7 +70,7 @@ export class SchedulerService implements OnApplicationBootstrap {
         run: async () => {
           // A metadata job normally runs within seconds; six ticks without progress means it was lost.
           for (const id of await this.voices.stalePending(tick * 6, 100))
-            await this.voiceService.enqueueMetadata(id);
+            await this.metadataJobs.enqueue(id);
         },
       },
       {
@@ -122,7 +122,7 @@ export class SchedulerService implements OnApplicationBootstrap {
 
   private async runTask(task: Task): Promise<void> {
     try {
-      if (!(await this.slots.claimTick(task.name, task.periodSeconds))) return;
+      if (!(await this.ticks.claimTick(task.name, task.periodSeconds))) return;
       await task.run();
     } catch (err) {
       this.logger.warn(

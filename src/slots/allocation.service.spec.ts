@@ -4,13 +4,16 @@ import type { ProviderRegistry } from '../providers/provider-registry';
 import type { SampleStorage } from '../voice/sample-storage.port';
 import type { Voice } from '../voice/voice';
 import type { Sql, VoiceRepository } from '../voice/voice.repository';
-import { AllocationService, RetryLaterError } from './allocation.service';
-import { backoffDelayMs, MAX_RETRY_AFTER_MS } from './backoff';
+import { AllocationService } from './allocation.service';
+import { RetryLaterError } from './retry-later.error';
+import { backoffDelayMs, MAX_RETRY_AFTER_MS } from '../queue/backoff';
 import { ProviderError } from '../providers/provider-error';
 import type { CapacityService } from './capacity.service';
 import type { CloneBudgetService } from './clone-budget.service';
 import type { DispatcherService } from './dispatcher.service';
-import type { SlotsRepository } from './slots.repository';
+import type { AllocationLeaseRepository } from './allocation-lease.repository';
+import { AllocationFailureService } from './allocation-failure.service';
+import type { BreakerRepository } from '../providers/breaker.repository';
 
 const LEASE_SECONDS = 10;
 
@@ -60,25 +63,38 @@ function setUp(opts: {
   };
   const renewLease = jest.fn().mockResolvedValue(opts.leaseStillHeld);
   const transition = jest.fn().mockResolvedValue(voice);
-  const slots = {
+  const leases = {
     beginAttempt: jest.fn(() => {
       jest.advanceTimersByTime(opts.frozenMs);
       return Promise.resolve({ voice, breaker: 'closed', breakerFailures: 0 });
     }),
     renewLease,
+  } as unknown as AllocationLeaseRepository;
+  const breaker = {
     recordProviderFailure: jest.fn().mockResolvedValue(opts.breaker ?? 'closed'),
-  } as unknown as SlotsRepository;
+  } as unknown as BreakerRepository;
+  const config = loadConfig({ ALLOCATION_LEASE_SECONDS: String(LEASE_SECONDS) });
+  const voices = { transition } as unknown as VoiceRepository;
+  const dispatcher = { nudge: jest.fn() } as unknown as DispatcherService;
   const service = new AllocationService(
-    loadConfig({ ALLOCATION_LEASE_SECONDS: String(LEASE_SECONDS) }),
-    { transition } as unknown as VoiceRepository,
-    slots,
+    config,
+    voices,
+    leases,
+    breaker,
     {
       get: () => ({ createVoice, findByIdempotencyKey: jest.fn() }),
     } as unknown as ProviderRegistry,
     {} as SampleStorage,
-    { nudge: jest.fn() } as unknown as DispatcherService,
-    capacity as unknown as CapacityService,
+    dispatcher,
     budget as unknown as CloneBudgetService,
+    new AllocationFailureService(
+      config,
+      voices,
+      breaker,
+      dispatcher,
+      capacity as unknown as CapacityService,
+      budget as unknown as CloneBudgetService,
+    ),
   );
   return { service, createVoice, renewLease, transition, budget, capacity };
 }

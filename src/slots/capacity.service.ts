@@ -8,6 +8,7 @@ import { addJobReplacingFinished } from '../queue/add-job';
 import { JobName, QueueName, type JobPayloads } from '../queue/queues';
 import { SampleStorage } from '../voice/sample-storage.port';
 import type { Voice } from '../voice/voice';
+import { VoiceCleanupRepository } from '../voice/voice-cleanup.repository';
 import { VoiceRepository } from '../voice/voice.repository';
 import { CloneBudgetService } from './clone-budget.service';
 import { DispatcherService } from './dispatcher.service';
@@ -28,6 +29,7 @@ export class CapacityService {
     private readonly config: AppConfig,
     private readonly slots: SlotsRepository,
     private readonly voices: VoiceRepository,
+    private readonly cleanups: VoiceCleanupRepository,
     private readonly providers: ProviderRegistry,
     private readonly storage: SampleStorage,
     private readonly dispatcher: DispatcherService,
@@ -99,7 +101,7 @@ export class CapacityService {
       const remoteId =
         voice.remoteVoiceId ?? (await adapter.findByIdempotencyKey(voice.id))?.remoteVoiceId;
       if (remoteId) await adapter.deleteVoice(remoteId);
-      if (await this.voices.clearRemote(voice.id, voice.remoteVoiceId)) {
+      if (await this.cleanups.clearRemote(voice.id, voice.remoteVoiceId)) {
         this.logger.log(
           { voiceId, provider: voice.provider, remoteVoiceId: remoteId ?? null },
           'remote voice cleaned up',
@@ -119,7 +121,7 @@ export class CapacityService {
     try {
       await this.storage.remove(voice.sample.key);
     } catch (err) {
-      const failed = await this.voices.sampleRemovalFailed(
+      const failed = await this.cleanups.sampleRemovalFailed(
         voice.id,
         this.config.SCHEDULER_TICK_SECONDS * SWEEP_CLEANUPS_TICKS,
         MAX_SAMPLE_REMOVAL_BACKOFF_SECONDS,
@@ -130,7 +132,7 @@ export class CapacityService {
       );
       return;
     }
-    await this.voices.sampleRemoved(voice.id);
+    await this.cleanups.sampleRemoved(voice.id);
     this.logger.log(ctx, 'sample removed');
   }
 }

@@ -1,23 +1,13 @@
 import { InjectQueue } from '@nestjs/bull';
-import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import type { Queue } from 'bull';
 import { Coalescer } from '../common/coalescer';
 import { withTimeout } from '../common/timeout';
 import type { ProviderName } from '../config/app-config';
-import { AppConfig } from '../config/config.module';
 import { QUEUE_ADD_TIMEOUT_MS } from '../queue/add-job';
 import { JobName, QueueName, RETRY_BACKOFF, type JobPayloads } from '../queue/queues';
-import { LegacySchedulerService } from './legacy-scheduler';
-import type { CloneAllowance } from '../policy/clone-budget';
-import { CloneBudgetService } from './clone-budget.service';
-import { SlotsRepository, type ClaimBudget, type Claimed } from './slots.repository';
-
-/** How many voices one claim transaction takes at most; larger backlogs loop. */
-const CLAIM_BATCH = 50;
-/** Claims that lost a race for the budget are retried this often before leaving it to the next. */
-const MAX_STALE_BUDGET_RETRIES = 10;
-/** Beyond this the scheduler's tick runs long before a budget wake-up would. */
-const MAX_BUDGET_TIMER_MS = 5 * 60_000;
+import type { Claimed } from './claim.repository';
+import { DispatchStrategy, type DispatchRun } from './dispatch-strategy';
 /**
  * A bound on one dispatch run. Each statement it waits for has its own timeout (DatabaseModule);
  * this one frees the coalescer even from a wait that has none.
@@ -34,7 +24,7 @@ const RETRY_MAX_MS = 10_000;
  * the allocation lease expires (Postgres is the truth, Bull executes).
  */
 @Injectable()
-export class DispatcherService implements OnApplicationShutdown {
+export class DispatcherService {
   private readonly logger = new Logger(DispatcherService.name);
   private readonly queues: Record<ProviderName, Queue>;
   /** Coalesces bursts of dispatch requests for one provider within this process. */
@@ -44,14 +34,9 @@ export class DispatcherService implements OnApplicationShutdown {
   private readonly retries = new Map<ProviderName, { failures: number; timer?: NodeJS.Timeout }>();
   /** Called after each dispatch run, when the pool may be full: reclaim registers here. */
   private readonly saturatedListeners: ((provider: ProviderName) => void)[] = [];
-  /** Per provider, a dispatch at the moment the budget next lets a held-back clone out. */
-  private readonly budgetWakeUps = new Map<ProviderName, { at: number; timer: NodeJS.Timeout }>();
 
   constructor(
-    private readonly config: AppConfig,
-    private readonly slots: SlotsRepository,
-    private readonly legacy: LegacySchedulerService,
-    private readonly budget: CloneBudgetService,
+    private readonly strategy: DispatchStrategy,
     @InjectQueue(QueueName.AllocationElevenLabs) elevenlabs: Queue,
     @InjectQueue(QueueName.AllocationCartesia) cartesia: Queue,
   ) {
@@ -104,81 +89,17 @@ export class DispatcherService implements OnApplicationShutdown {
     );
   }
 
-  private async runLoop(provider: ProviderName): Promise<number> {
-    if (this.legacy.enabled) {
-      // The replaced design had no per-provider dispatch: one polling cycle over every queue.
-      return this.legacy.cycle((p, claimed) => this.enqueue(p, claimed));
-    }
-    let total = 0;
-    let staleRetries = 0;
-    for (;;) {
-      this.again.delete(provider);
-      const { account, allowance } = await this.budget.view(provider);
-      const budget: ClaimBudget | undefined =
-        allowance.limit === null && !allowance.exhausted
-          ? undefined
-          : {
-              expectedTotal: account.clonesTotal,
-              first: allowance.first,
-              reclone: allowance.reclone,
-            };
-      const result = await this.slots.claimBatch(provider, {
-        max: CLAIM_BATCH,
-        allocationLeaseSeconds: this.config.ALLOCATION_LEASE_SECONDS,
-        breakerCooldownSeconds: this.config.BREAKER_COOLDOWN_SECONDS,
-        budget,
-      });
-      if (result.stale) {
-        // Another dispatcher spent budget between our read and our lock: decide again.
-        if (++staleRetries <= MAX_STALE_BUDGET_RETRIES) continue;
-        return total;
-      }
-      const claimed = result.claimed;
-      if (result.heldBackByBudget > 0) {
-        this.budget.recordRefused(
-          provider,
-          allowance.exhausted ? 'exhausted' : 'paced',
-          result.heldBackByBudget,
-        );
-        this.wakeForBudget(provider, allowance);
-      }
-      if (claimed.length) {
-        await this.enqueue(provider, claimed);
-        total += claimed.length;
-      }
-      if (claimed.length < CLAIM_BATCH && !this.again.has(provider)) {
-        // Either the queue is empty or the pool is full; listeners tell which cheaply.
+  private runLoop(provider: ProviderName): Promise<number> {
+    const run: DispatchRun = {
+      enqueue: (p, claimed) => this.enqueue(p, claimed),
+      startPass: () => this.again.delete(provider),
+      rerunRequested: () => this.again.has(provider),
+      saturated: () => {
         for (const listener of this.saturatedListeners) listener(provider);
-        return total;
-      }
-    }
-  }
-
-  /**
-   * Voices wait because the budget said no: dispatch again the moment it says yes (the pacing's
-   * next step, the reset), so hand-over does not wait for the scheduler's tick.
-   */
-  private wakeForBudget(provider: ProviderName, allowance: CloneAllowance): void {
-    const moments = [allowance.recloneAllowedAt, allowance.resetsAt].filter(
-      (t): t is number => t !== null && t > Date.now(),
-    );
-    if (!moments.length) return;
-    const at = Math.min(...moments) + 25;
-    if (at - Date.now() > MAX_BUDGET_TIMER_MS) return;
-    const current = this.budgetWakeUps.get(provider);
-    if (current && current.at <= at) return;
-    if (current) clearTimeout(current.timer);
-    const timer = setTimeout(() => {
-      this.budgetWakeUps.delete(provider);
-      this.nudge(provider);
-    }, at - Date.now());
-    timer.unref();
-    this.budgetWakeUps.set(provider, { at, timer });
-  }
-
-  onApplicationShutdown(): void {
-    for (const { timer } of this.budgetWakeUps.values()) clearTimeout(timer);
-    this.budgetWakeUps.clear();
+      },
+      nudge: () => this.nudge(provider),
+    };
+    return this.strategy.run(provider, run);
   }
 
   async enqueue(provider: ProviderName, claimed: Claimed[]): Promise<void> {

@@ -1,10 +1,11 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { AppConfig } from '../config/config.module';
 import { ProviderRegistry } from '../providers/provider-registry';
+import { VoiceCleanupRepository } from '../voice/voice-cleanup.repository';
 import { secondsFromNow, sql, VoiceRepository } from '../voice/voice.repository';
+import { AllocationLeaseRepository } from './allocation-lease.repository';
 import { CapacityService } from './capacity.service';
 import { DispatcherService } from './dispatcher.service';
-import { SlotsRepository } from './slots.repository';
 
 const SWEEP_BATCH = 100;
 
@@ -20,15 +21,16 @@ export class SweeperService {
 
   constructor(
     private readonly config: AppConfig,
-    private readonly slots: SlotsRepository,
+    private readonly leases: AllocationLeaseRepository,
     private readonly voices: VoiceRepository,
+    private readonly cleanups: VoiceCleanupRepository,
     private readonly providers: ProviderRegistry,
     private readonly dispatcher: DispatcherService,
     private readonly capacity: CapacityService,
   ) {}
 
   async sweepExpiredAllocations(): Promise<number> {
-    const expired = await this.slots.expiredAllocations(SWEEP_BATCH);
+    const expired = await this.leases.expiredAllocations(SWEEP_BATCH);
     let resolved = 0;
     for (const { id, fencingToken } of expired) {
       try {
@@ -102,8 +104,8 @@ export class SweeperService {
    */
   async sweepCleanups(): Promise<number> {
     const ids = new Set([
-      ...(await this.voices.cleanupPending(SWEEP_BATCH)),
-      ...(await this.voices.sampleRemovalsDue(SWEEP_BATCH)),
+      ...(await this.cleanups.cleanupPending(SWEEP_BATCH)),
+      ...(await this.cleanups.sampleRemovalsDue(SWEEP_BATCH)),
     ]);
     for (const id of ids) await this.capacity.scheduleCleanup(id);
     return ids.size;

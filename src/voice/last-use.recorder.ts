@@ -1,5 +1,5 @@
 import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
-import { VoiceRepository } from './voice.repository';
+import { VoiceUsageRepository } from './voice-usage.repository';
 
 const FLUSH_MS = 2_000;
 
@@ -15,7 +15,7 @@ export class LastUseRecorder implements OnModuleInit, OnApplicationShutdown {
   private pending = new Map<string, Date>();
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly voices: VoiceRepository) {}
+  constructor(private readonly voices: VoiceUsageRepository) {}
 
   onModuleInit(): void {
     this.timer = setInterval(() => void this.flush(), FLUSH_MS);

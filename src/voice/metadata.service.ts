@@ -1,6 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { AppConfig } from '../config/config.module';
-import { DispatcherService } from '../slots/dispatcher.service';
 import { probeAudio, UnreadableAudioError } from './audio-probe';
 import { SampleStorage } from './sample-storage.port';
 import type { VoiceEventReason } from './voice-status';
@@ -16,7 +15,6 @@ export class MetadataService {
     private readonly config: AppConfig,
     private readonly voices: VoiceRepository,
     private readonly storage: SampleStorage,
-    private readonly dispatcher: DispatcherService,
   ) {}
 
   async extract(voiceId: string): Promise<void> {
@@ -25,14 +23,18 @@ export class MetadataService {
     // A duplicate or late job for a voice that moved on is a no-op.
     if (!voice || voice.status !== 'pending') return;
     const log = { voiceId, userId: voice.userId, provider: voice.provider };
-    let info;
-    try {
-      info = await probeAudio(await this.storage.open(voice.sample.key), voice.sample.sizeBytes);
-    } catch (err) {
-      if (!(err instanceof UnreadableAudioError)) throw err; // storage fault: let the job retry
-      await this.fail(voiceId, 'sample_unreadable', err.message);
-      this.logger.warn({ ...log, reason: err.message }, 'sample unreadable');
-      return;
+    // The upload probed the sample already; only a voice uploaded before that was kept is read
+    // and probed here.
+    let info = voice.uploadProbe;
+    if (!info) {
+      try {
+        info = await probeAudio(await this.storage.open(voice.sample.key), voice.sample.sizeBytes);
+      } catch (err) {
+        if (!(err instanceof UnreadableAudioError)) throw err; // storage fault: let the job retry
+        await this.fail(voiceId, 'sample_unreadable', err.message);
+        this.logger.warn({ ...log, reason: err.message }, 'sample unreadable');
+        return;
+      }
     }
     const seconds = info.durationMs / 1000;
     if (seconds < this.config.MIN_SAMPLE_SECONDS || seconds > this.config.MAX_SAMPLE_SECONDS) {
@@ -58,10 +60,9 @@ export class MetadataService {
       },
       event: { type: 'metadata_ok', reason: 'metadata_valid', metadata: { ...info } },
     });
-    if (queued) {
+    // The dispatcher hears of it through the transition hooks (src/slots).
+    if (queued)
       this.logger.log({ ...log, format: info.format, durationMs: info.durationMs }, 'voice queued');
-      this.dispatcher.nudge(voice.provider);
-    }
   }
 
   private async fail(voiceId: string, reason: VoiceEventReason, message: string): Promise<void> {

@@ -1,7 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { AppConfig } from '../config/config.module';
 import { SampleStorage, voiceIdOfSampleKey } from './sample-storage.port';
-import { VoiceRepository } from './voice.repository';
+import { VoiceCleanupRepository } from './voice-cleanup.repository';
 
 export interface OrphanSweep {
   /** Samples removed because no voice row names them. */
@@ -30,7 +30,7 @@ export class SampleSweeperService {
   constructor(
     private readonly config: AppConfig,
     private readonly storage: SampleStorage,
-    private readonly voices: VoiceRepository,
+    private readonly voices: VoiceCleanupRepository,
   ) {}
 
   async sweepOrphans(now = new Date()): Promise<OrphanSweep> {

@@ -6,6 +6,12 @@ import { S3SampleStorage } from './s3-sample-storage';
 import { SampleStorage } from './sample-storage.port';
 import { SampleSweeperService } from './sample-sweeper.service';
 import { VoiceEventsListener } from './voice-events.listener';
+import { VoiceTransitionHooks } from './voice-transition.hooks';
+import { QueuePositionRepository } from './queue-position.repository';
+import { VoiceCleanupRepository } from './voice-cleanup.repository';
+import { VoiceSweepsRepository } from './voice-sweeps.repository';
+import { VoiceAdmissionRepository } from './voice-admission.repository';
+import { VoiceUsageRepository } from './voice-usage.repository';
 import { VoiceRepository } from './voice.repository';
 
 /**
@@ -14,7 +20,13 @@ import { VoiceRepository } from './voice.repository';
  */
 @Module({
   providers: [
+    VoiceTransitionHooks,
     VoiceRepository,
+    VoiceAdmissionRepository,
+    VoiceUsageRepository,
+    VoiceCleanupRepository,
+    VoiceSweepsRepository,
+    QueuePositionRepository,
     VoiceEventsListener,
     SampleSweeperService,
     {
@@ -35,6 +47,17 @@ import { VoiceRepository } from './voice.repository';
         ),
     },
   ],
-  exports: [VoiceRepository, VoiceEventsListener, SampleStorage, SampleSweeperService],
+  exports: [
+    VoiceTransitionHooks,
+    VoiceRepository,
+    VoiceAdmissionRepository,
+    VoiceUsageRepository,
+    VoiceCleanupRepository,
+    VoiceSweepsRepository,
+    QueuePositionRepository,
+    VoiceEventsListener,
+    SampleStorage,
+    SampleSweeperService,
+  ],
 })
 export class VoiceDataModule {}

@@ -3,7 +3,7 @@ import { Type } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
 import { PROVIDER_NAMES, type ProviderName } from '../config/app-config';
 import type { Voice } from './voice';
-import type { QueueInfo } from './voice.repository';
+import type { QueueInfo } from './queue-position.repository';
 import { VOICE_STATUSES, type VoiceStatus } from './voice-status';
 import { publicFailure } from './public-failure';
 import { PageLimit } from '../common/page-limit';

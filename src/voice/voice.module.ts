@@ -1,6 +1,5 @@
 import { Module } from '@nestjs/common';
 import { ProvidersModule } from '../providers/providers.module';
-import { SlotsModule } from '../slots/slots.module';
 import { IdempotencyRepository } from './idempotency.repository';
 import { LastUseRecorder } from './last-use.recorder';
 import { LongPollGate } from './long-poll.gate';
@@ -9,12 +8,20 @@ import { MetadataWorker } from './metadata.worker';
 import { ReadyVoiceCache } from './ready-voice.cache';
 import { UploadService } from './upload.service';
 import { VoiceDataModule } from './voice-data.module';
-import { VoiceService } from './voice.service';
+import { MetadataJobs } from './metadata-jobs';
+import { VoiceActivationService } from './voice-activation.service';
+import { VoiceLifecycleService } from './voice-lifecycle.service';
+import { VoiceQueriesService } from './voice-queries.service';
+import { VoiceUploadService } from './voice-upload.service';
 
 @Module({
-  imports: [VoiceDataModule, SlotsModule, ProvidersModule],
+  imports: [VoiceDataModule, ProvidersModule],
   providers: [
-    VoiceService,
+    VoiceUploadService,
+    VoiceActivationService,
+    VoiceQueriesService,
+    VoiceLifecycleService,
+    MetadataJobs,
     UploadService,
     MetadataService,
     MetadataWorker,
@@ -23,6 +30,14 @@ import { VoiceService } from './voice.service';
     IdempotencyRepository,
     LongPollGate,
   ],
-  exports: [VoiceService, VoiceDataModule, IdempotencyRepository],
+  exports: [
+    VoiceUploadService,
+    VoiceQueriesService,
+    VoiceActivationService,
+    VoiceLifecycleService,
+    MetadataJobs,
+    VoiceDataModule,
+    IdempotencyRepository,
+  ],
 })
 export class VoiceModule {}

@@ -2,66 +2,18 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource, EntityManager } from 'typeorm';
 import type { ProviderName } from '../config/app-config';
-import { cloneAllowance, mayClone, type CloneBudgetSettings } from '../policy/clone-budget';
-import { SESSION_GAP_MS } from '../policy/voice-usage';
-import {
-  accountFromRow,
-  budgetState,
-  type AccountRow,
-} from '../providers/provider-accounts.repository';
 import { voiceFromRow, type Voice, type VoiceRow } from './voice';
-import type { VoiceEventReason, VoiceEventType, VoiceStatus } from './voice-status';
+import { lockUserAndCountWaiting } from './voice-admission.repository';
+import {
+  assertTransition,
+  type VoiceEventReason,
+  type VoiceEventType,
+  type VoiceStatus,
+} from './voice-status';
+import { VoiceTransitionHooks, type VoiceTransition } from './voice-transition.hooks';
+import { SETTABLE, Sql, sql, type Settable } from './voice-sql';
 
-/** Columns a transition may set, by domain name; values are parameters unless given as SQL. */
-const SETTABLE = {
-  attempts: 'attempts',
-  remoteTries: 'remote_tries',
-  fairTag: 'fair_tag',
-  queuedAt: 'queued_at',
-  allocationLeaseExpiresAt: 'allocation_lease_expires_at',
-  leaseExpiresAt: 'lease_expires_at',
-  lastUsedAt: 'last_used_at',
-  readyAt: 'ready_at',
-  useCount: 'use_count',
-  sessionCount: 'session_count',
-  firstUsedAt: 'first_used_at',
-  remoteVoiceId: 'remote_voice_id',
-  remoteCleanupPending: 'remote_cleanup_pending',
-  sampleRemovalDueAt: 'sample_removal_due_at',
-  sampleFormat: 'sample_format',
-  sampleDurationMs: 'sample_duration_ms',
-  sampleRate: 'sample_rate',
-  sampleChannels: 'sample_channels',
-  failureCode: 'failure_code',
-  failureMessage: 'failure_message',
-} as const;
-type Settable = keyof typeof SETTABLE;
-
-/** A raw SQL expression for a SET clause, e.g. `sql('now()')`. Only ever built from literals. */
-export class Sql {
-  constructor(readonly text: string) {}
-}
-export const sql = (text: string): Sql => new Sql(text);
-/**
- * The use history an activation at `at` (SQL) adds, as `recordUse` in src/policy/voice-usage.ts
- * computes it: one more use, a new session after a gap of SESSION_GAP_MS (or at the first use).
- * In SQL so the activation's own row update keeps it, without reading the row first; the
- * arithmetic is checked against recordUse in test/slots.int-spec.ts.
- */
-export function usageSet(at: string): Record<'useCount' | 'sessionCount' | 'firstUsedAt', Sql> {
-  const gap = `interval '${Math.trunc(SESSION_GAP_MS / 1000)} seconds'`;
-  return {
-    useCount: new Sql('v.use_count + 1'),
-    sessionCount: new Sql(
-      `v.session_count + CASE WHEN v.session_count = 0 OR v.last_used_at IS NULL OR ${at} - v.last_used_at >= ${gap} THEN 1 ELSE 0 END`,
-    ),
-    firstUsedAt: new Sql(`COALESCE(v.first_used_at, ${at})`),
-  };
-}
-
-/** `now() + n seconds` as SQL; n is a number, so nothing from outside reaches the text. */
-export const secondsFromNow = (seconds: number): Sql =>
-  new Sql(`now() + interval '${Math.trunc(seconds)} seconds'`);
+export { secondsFromNow, Sql, sql, usageSet } from './voice-sql';
 
 export interface TransitionSpec {
   id: string;
@@ -77,20 +29,6 @@ export interface TransitionSpec {
   event: { type: VoiceEventType; reason: VoiceEventReason; metadata?: Record<string, unknown> };
 }
 
-export interface NewVoice {
-  id: string;
-  userId: string;
-  name: string;
-  provider: ProviderName;
-  language: string | null;
-  sampleKey: string;
-  sampleContentType: string;
-  sampleFilename: string;
-  sampleSizeBytes: number;
-  sampleSha256: string;
-  traceContext?: Record<string, string>;
-}
-
 export interface VoiceListQuery {
   userId?: string;
   status?: VoiceStatus;
@@ -99,37 +37,6 @@ export interface VoiceListQuery {
   /** Keyset cursor: the last item's (createdAt, id). */
   after?: { createdAt: Date; id: string };
 }
-
-export type WaitReason = 'slot' | 'clone_budget' | 'breaker' | 'retry';
-
-export interface QueueInfo {
-  position: number;
-  /** More voices are ahead than were counted (QUEUE_POSITION_MAX): `position` is a lower bound. */
-  positionAtLeast: boolean;
-  estimatedReadyAt: Date | null;
-  /** Why the voice is not being cloned now. */
-  waitReason: WaitReason;
-}
-
-export interface QueueInfoOptions {
-  budget: CloneBudgetSettings;
-  /** An allocation whose lease reaches past a fresh one is waiting for its next try. */
-  allocationLeaseSeconds: number;
-  /** Voices ahead counted at most; the count walks the claim index no further. */
-  positionMax: number;
-}
-
-/**
- * Voices queued ahead of one ($2..$4) for a provider ($1), counted up to $5 + 1 rows: a walk of the
- * claim index (voices_claim_idx, the claim's own order) that stops there, whatever the queue's
- * depth. Exported for the test that checks its plan.
- */
-export const QUEUED_AHEAD_SQL = `SELECT count(*)::int AS ahead FROM (
-    SELECT 1 FROM voices
-     WHERE provider = $1 AND status = 'queued'
-       AND (fair_tag, queued_at, id) < ($2::bigint, $3::timestamptz, $4::uuid)
-     ORDER BY fair_tag, queued_at, id
-     LIMIT $5::int + 1) ahead`;
 
 export interface VoiceEventRow {
   type: VoiceEventType;
@@ -140,56 +47,33 @@ export interface VoiceEventRow {
   createdAt: Date;
 }
 
-/** What observers of transitions (metrics) are told after a transition committed or was applied. */
-export interface TransitionRecord {
-  voice: Voice;
-  from: VoiceStatus;
-  event: TransitionSpec['event'];
-}
+/** What observers of transitions (metrics) read of a committed transition. */
+export type TransitionRecord = Pick<VoiceTransition, 'voice' | 'from' | 'event'>;
 
-/** All SQL about voices and their events. Services never build queries. */
+/**
+ * A voice's row and its events: the reads, and every status transition (checked against the
+ * transition table, compare-and-set, its event row in the same statement, its hooks after the
+ * commit). The other writes of voices live beside it in src/voice, by job (admission, usage,
+ * clean-up); outside src/voice only slots' claim and lease statements write the table.
+ */
 @Injectable()
 export class VoiceRepository {
-  private readonly transitionListeners: ((t: TransitionRecord) => void)[] = [];
+  /** Transitions made inside a transaction of ours, published once it commits. */
+  private readonly uncommitted = new WeakMap<EntityManager, VoiceTransition[]>();
 
-  constructor(@InjectDataSource() private readonly ds: DataSource) {}
+  constructor(
+    @InjectDataSource() private readonly ds: DataSource,
+    // Suites that build the repository by hand get a registry of their own.
+    private readonly hooks: VoiceTransitionHooks = new VoiceTransitionHooks(),
+  ) {}
 
-  /**
-   * Observers of every applied transition (metrics count them). An observer rather than an
-   * import, so persistence does not depend on observability. Listeners must not throw.
-   */
+  /** Observers of every committed transition (metrics, caches): see VoiceTransitionHooks. */
   onTransition(listener: (t: TransitionRecord) => void): void {
-    this.transitionListeners.push(listener);
+    this.hooks.subscribe('onTransition', listener);
   }
 
   private q(em?: EntityManager) {
     return em ?? this.ds.manager;
-  }
-
-  async insertPending(v: NewVoice, em?: EntityManager): Promise<Voice> {
-    const rows: VoiceRow[] = await this.q(em).query(
-      `WITH v AS (
-         INSERT INTO voices (id, user_id, name, provider, language, status, sample_key,
-           sample_content_type, sample_filename, sample_size_bytes, sample_sha256, trace_context)
-         VALUES ($1,$2,$3,$4,$5,'pending',$6,$7,$8,$9,$10,$11) RETURNING *),
-       e AS (INSERT INTO voice_events (voice_id, type, reason, to_status)
-             SELECT id, 'uploaded', 'upload', 'pending' FROM v)
-       SELECT * FROM v`,
-      [
-        v.id,
-        v.userId,
-        v.name,
-        v.provider,
-        v.language,
-        v.sampleKey,
-        v.sampleContentType,
-        v.sampleFilename,
-        v.sampleSizeBytes,
-        v.sampleSha256,
-        v.traceContext ? JSON.stringify(v.traceContext) : null,
-      ],
-    );
-    return voiceFromRow(rows[0]);
   }
 
   async findById(id: string, userId?: string, em?: EntityManager): Promise<Voice | null> {
@@ -250,6 +134,7 @@ export class VoiceRepository {
    * moved on: the caller lost the race and must not act.
    */
   async transition(spec: TransitionSpec, em?: EntityManager): Promise<Voice | null> {
+    assertTransition(spec.from, spec.to);
     const params: unknown[] = [spec.id, spec.from, spec.to];
     const sets = ['status = $3', 'updated_at = now()'];
     if (spec.bumpToken) sets.push('fencing_token = v.fencing_token + 1');
@@ -287,8 +172,21 @@ export class VoiceRepository {
     );
     if (!rows.length) return null;
     const voice = voiceFromRow(rows[0]);
-    const record: TransitionRecord = { voice, from: rows[0].old_status, event: spec.event };
-    for (const listener of this.transitionListeners) listener(record);
+    const record: VoiceTransition = {
+      voice,
+      provider: voice.provider,
+      from: rows[0].old_status,
+      to: voice.status,
+      event: spec.event,
+    };
+    const deferred = em && this.uncommitted.get(em);
+    if (deferred) deferred.push(record);
+    else if (em?.queryRunner?.isTransactionActive)
+      // Its commit is out of our sight: the hooks would fire before it, or after a rollback.
+      throw new Error(
+        'a voice transition inside a transaction must run in VoiceRepository.transaction',
+      );
+    else await this.hooks.publish(record);
     return voice;
   }
 
@@ -303,7 +201,7 @@ export class VoiceRepository {
   ): Promise<Voice | null> {
     const { provider, ...transition } = spec;
     return this.transaction(async (em) => {
-      if (admit) admit(await this.lockUserAndCountWaiting(spec.userId, em));
+      if (admit) admit(await lockUserAndCountWaiting(spec.userId, em));
       const fairTag = await this.nextFairTag(provider, spec.userId, em);
       return this.transition(
         { ...transition, to: 'queued', set: { ...spec.set, fairTag, queuedAt: sql('now()') } },
@@ -329,157 +227,6 @@ export class VoiceRepository {
       [provider, userId],
     );
     return String(rows[0].tag);
-  }
-
-  /**
-   * A waiting voice's place in its provider's claim order (1 = next), an estimate of when it will
-   * be claimed (from the provider's moving average of time between claims), and why it is not
-   * being cloned now. While the clone budget is the reason, the estimate is never before the
-   * budget's reset.
-   */
-  async queuePosition(voice: Voice, opts: QueueInfoOptions): Promise<QueueInfo | null> {
-    const queued = voice.status === 'queued' && voice.fairTag !== null && voice.queuedAt !== null;
-    if (!queued && voice.status !== 'allocating') return null;
-    const rows: (AccountRow & {
-      ahead: number | null;
-      interval_ms: number | null;
-      breaker: string;
-      retry_wait: boolean | null;
-    })[] = await this.ds.query(
-      `SELECT CASE WHEN $6 THEN (${QUEUED_AHEAD_SQL}) END AS ahead,
-              p.claim_interval_ms AS interval_ms, p.breaker_state AS breaker,
-              (SELECT allocation_lease_expires_at > now() + make_interval(secs => $7 + 1)
-                 FROM voices WHERE id = $4) AS retry_wait,
-              a.*
-         FROM providers p JOIN provider_accounts a ON a.provider = p.name AND a.account = 'default'
-        WHERE p.name = $1`,
-      [
-        voice.provider,
-        voice.fairTag ?? '0',
-        voice.queuedAt ?? new Date(0),
-        voice.id,
-        opts.positionMax,
-        queued,
-        opts.allocationLeaseSeconds,
-      ],
-    );
-    const row = rows[0];
-    if (!row) return null;
-    if (!queued) {
-      const waitReason: WaitReason =
-        row.breaker !== 'closed' ? 'breaker' : row.retry_wait ? 'retry' : 'slot';
-      return { position: 0, positionAtLeast: false, estimatedReadyAt: null, waitReason };
-    }
-    const counted = row.ahead ?? 0;
-    const positionAtLeast = counted > opts.positionMax;
-    const position = Math.min(counted, opts.positionMax) + 1;
-    const interval = row.interval_ms;
-    let estimatedReadyAt = interval === null ? null : new Date(Date.now() + position * interval);
-    let waitReason: WaitReason = row.breaker === 'open' ? 'breaker' : 'slot';
-    const allowance = cloneAllowance(budgetState(accountFromRow(row)), opts.budget, Date.now());
-    if (waitReason === 'slot' && !mayClone(allowance, voice.readyAt !== null)) {
-      waitReason = 'clone_budget';
-      const notBefore = allowance.resetsAt;
-      if (
-        notBefore !== null &&
-        (estimatedReadyAt === null || estimatedReadyAt.getTime() < notBefore)
-      )
-        estimatedReadyAt = new Date(notBefore);
-    }
-    return { position, positionAtLeast, estimatedReadyAt, waitReason };
-  }
-
-  /** Voices of a user waiting for a slot or for their metadata. */
-  async pendingCount(userId: string): Promise<number> {
-    const rows: { n: number }[] = await this.ds.query(
-      `SELECT count(*)::int AS n FROM voices
-        WHERE user_id = $1 AND status IN ('pending','queued','allocating')`,
-      [userId],
-    );
-    return rows[0].n;
-  }
-
-  /** Pending voices whose metadata job may have been lost (Redis outage between commit and add). */
-  async stalePending(olderThanSeconds: number, limit: number): Promise<string[]> {
-    const rows: { id: string }[] = await this.ds.query(
-      `SELECT id FROM voices WHERE status = 'pending' AND created_at < now() - make_interval(secs => $1)
-        ORDER BY created_at LIMIT $2`,
-      [olderThanSeconds, limit],
-    );
-    return rows.map((r) => r.id);
-  }
-
-  /** Voices that left the holding states but may still have a remote voice to delete. */
-  async cleanupPending(limit: number): Promise<string[]> {
-    const rows: { id: string }[] = await this.ds.query(
-      `SELECT id FROM voices WHERE remote_cleanup_pending AND status NOT IN ('allocating','ready','reclaiming')
-        ORDER BY updated_at LIMIT $1`,
-      [limit],
-    );
-    return rows.map((r) => r.id);
-  }
-
-  /** Marks the remote side of a voice as gone; the slot it occupied becomes free. */
-  async clearRemote(id: string, expectedRemoteId: string | null): Promise<boolean> {
-    const rows: { id: string }[] = await this.ds.query(
-      `WITH u AS (UPDATE voices SET remote_cleanup_pending = false, remote_voice_id = NULL, updated_at = now()
-        WHERE id = $1 AND remote_cleanup_pending AND remote_voice_id IS NOT DISTINCT FROM $2
-          AND status NOT IN ('allocating','ready','reclaiming')
-        RETURNING id)
-       SELECT * FROM u`,
-      [id, expectedRemoteId],
-    );
-    return rows.length > 0;
-  }
-
-  /** Deleted voices whose sample removal is due: never done, or its last try failed long enough ago. */
-  async sampleRemovalsDue(limit: number): Promise<string[]> {
-    const rows: { id: string }[] = await this.ds.query(
-      `SELECT id FROM voices WHERE sample_removal_due_at <= now()
-        ORDER BY sample_removal_due_at LIMIT $1`,
-      [limit],
-    );
-    return rows.map((r) => r.id);
-  }
-
-  /** Storage confirmed the sample gone: nothing is left to re-drive. */
-  async sampleRemoved(id: string): Promise<void> {
-    await this.ds.query(
-      `UPDATE voices SET sample_removal_due_at = NULL, sample_removal_attempts = 0
-        WHERE id = $1 AND sample_removal_due_at IS NOT NULL`,
-      [id],
-    );
-  }
-
-  /**
-   * A removal failed: the next try waits `baseSeconds` doubled per failure so far, at most
-   * `maxSeconds`. Returns the failures counted so far and the wait, or null if nothing is pending.
-   */
-  async sampleRemovalFailed(
-    id: string,
-    baseSeconds: number,
-    maxSeconds: number,
-  ): Promise<{ attempts: number; retryInSeconds: number } | null> {
-    const rows: { attempts: number; wait: number }[] = await this.ds.query(
-      `WITH w AS (SELECT id, least($2 * power(2, least(sample_removal_attempts, 30)), $3) AS wait
-                    FROM voices WHERE id = $1 AND sample_removal_due_at IS NOT NULL)
-       UPDATE voices v SET sample_removal_attempts = v.sample_removal_attempts + 1,
-              sample_removal_due_at = now() + make_interval(secs => w.wait)
-         FROM w WHERE v.id = w.id
-       RETURNING v.sample_removal_attempts AS attempts, w.wait::float8 AS wait`,
-      [id, baseSeconds, maxSeconds],
-    );
-    return rows[0] ? { attempts: rows[0].attempts, retryInSeconds: rows[0].wait } : null;
-  }
-
-  /** Of these voice ids, the sample keys their rows (in any state) name. */
-  async sampleKeysOf(ids: string[]): Promise<Set<string>> {
-    if (!ids.length) return new Set();
-    const rows: { sample_key: string }[] = await this.ds.query(
-      `SELECT sample_key FROM voices WHERE id = ANY($1::uuid[])`,
-      [ids],
-    );
-    return new Set(rows.map((r) => r.sample_key));
   }
 
   /** An event about a voice that does not change its state (e.g. an orphan of it was deleted). */
@@ -530,55 +277,24 @@ export class VoiceRepository {
   }
 
   /**
-   * Milliseconds until the next lease ends among voices that hold a slot on a job's behalf, by
-   * Postgres's clock: an allocation's lease, or for a reclaim (which has no lease column) the time
-   * it started plus `reclaimLeaseSeconds`. Leases that ended already are left out: the sweep that
-   * just ran handled them (or re-enqueued their job), so they must not make it spin. Null when
-   * none ends later. Reads only those voices (a few per slot), through the partial index of
-   * holding voices.
+   * SCHEDULER_STRATEGY=legacy only: the replaced design's "requeue with jitter" pushes a queued
+   * voice back by a random delay.
    */
-  async nextLeaseEndInMs(reclaimLeaseSeconds: number): Promise<number | null> {
-    const [row]: { ms: number | null }[] = await this.ds.query(
-      `SELECT (EXTRACT(EPOCH FROM min(ends) - now()) * 1000)::float8 AS ms
-         FROM (SELECT CASE WHEN status = 'allocating' THEN allocation_lease_expires_at
-                           ELSE updated_at + make_interval(secs => $1) END AS ends
-                 FROM voices WHERE status IN ('allocating', 'reclaiming')) l
-        WHERE ends > now()`,
-      [reclaimLeaseSeconds],
-    );
-    return row?.ms ?? null;
-  }
-
-  /** Batched last-use times; never moves a time backwards. */
-  async recordLastUse(ids: string[], at: Date[]): Promise<void> {
+  async pushBack(id: string, jitterMs: number): Promise<void> {
     await this.ds.query(
-      `UPDATE voices v SET last_used_at = GREATEST(v.last_used_at, x.at),
-              ${Object.entries(usageSet('x.at'))
-                .map(([k, v]) => `${SETTABLE[k as Settable]} = ${v.text}`)
-                .join(', ')}
-         FROM unnest($1::uuid[], $2::timestamptz[]) AS x(id, at) WHERE v.id = x.id`,
-      [ids, at],
+      `UPDATE voices SET queued_at = now() + make_interval(secs => $2 / 1000.0) WHERE id = $1 AND status = 'queued'`,
+      [id, jitterMs],
     );
   }
 
-  /**
-   * Serialises a user's admissions (uploads, re-activations) and counts their waiting voices, so
-   * concurrent requests cannot pass USER_MAX_PENDING together. Call inside a transaction.
-   */
-  async lockUserAndCountWaiting(userId: string, em: EntityManager): Promise<number> {
-    await em.query(`SELECT pg_advisory_xact_lock(hashtext('user-admission'), hashtext($1))`, [
-      userId,
-    ]);
-    const rows: { n: number }[] = await em.query(
-      `SELECT count(*)::int AS n FROM voices
-        WHERE user_id = $1 AND status IN ('pending','queued','allocating')`,
-      [userId],
-    );
-    return rows[0].n;
-  }
-
-  /** Runs `fn` in one transaction. */
-  transaction<T>(fn: (em: EntityManager) => Promise<T>): Promise<T> {
-    return this.ds.transaction(fn);
+  /** Runs `fn` in one transaction; the transitions it made are published after the commit. */
+  async transaction<T>(fn: (em: EntityManager) => Promise<T>): Promise<T> {
+    const made: VoiceTransition[] = [];
+    const result = await this.ds.transaction((em) => {
+      this.uncommitted.set(em, made);
+      return fn(em);
+    });
+    for (const record of made) await this.hooks.publish(record);
+    return result;
   }
 }

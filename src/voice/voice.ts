@@ -1,3 +1,4 @@
+import type { AudioInfo } from './audio-probe';
 import type { ProviderName } from '../config/app-config';
 import type { VoiceStatus } from './voice-status';
 
@@ -24,6 +25,8 @@ export interface Voice {
   remoteCleanupPending: boolean;
   /** Deleted, and its sample not yet confirmed gone from storage. */
   sampleRemovalPending: boolean;
+  /** What the upload's probe read from the sample; null for voices uploaded before it was kept. */
+  uploadProbe: AudioInfo | null;
   sample: {
     key: string;
     contentType: string;
@@ -70,6 +73,7 @@ export interface VoiceRow {
   sample_duration_ms: number | null;
   sample_rate: number | null;
   sample_channels: number | null;
+  upload_probe: AudioInfo | null;
   failure_code: string | null;
   failure_message: string | null;
   created_at: Date;
@@ -97,6 +101,7 @@ export function voiceFromRow(r: VoiceRow): Voice {
     remoteVoiceId: r.remote_voice_id,
     remoteCleanupPending: r.remote_cleanup_pending,
     sampleRemovalPending: r.sample_removal_due_at !== null,
+    uploadProbe: r.upload_probe ?? null,
     sample: {
       key: r.sample_key,
       contentType: r.sample_content_type,

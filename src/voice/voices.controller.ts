@@ -33,7 +33,10 @@ import {
   VoiceDto,
   VoiceListDto,
 } from './voice.dto';
-import { VoiceService } from './voice.service';
+import { VoiceActivationService } from './voice-activation.service';
+import { VoiceLifecycleService } from './voice-lifecycle.service';
+import { VoiceQueriesService } from './voice-queries.service';
+import { VoiceUploadService } from './voice-upload.service';
 
 const uuidPipe = new ParseUUIDPipe({
   exceptionFactory: () => new ApiError(404, 'voice_not_found', 'No such voice'),
@@ -45,7 +48,12 @@ const uuidPipe = new ParseUUIDPipe({
 @RateLimited()
 @Controller({ path: 'voices', version: '1' })
 export class VoicesController {
-  constructor(private readonly voices: VoiceService) {}
+  constructor(
+    private readonly uploads: VoiceUploadService,
+    private readonly queries: VoiceQueriesService,
+    private readonly activation: VoiceActivationService,
+    private readonly lifecycle: VoiceLifecycleService,
+  ) {}
 
   @Post()
   @HttpCode(202)
@@ -74,7 +82,7 @@ export class VoicesController {
     @Res({ passthrough: true }) res: Response,
   ): Promise<VoiceDto> {
     const key = req.header('idempotency-key');
-    const result = await this.voices.upload(user.userId, req.headers, req, key);
+    const result = await this.uploads.upload(user.userId, req.headers, req, key);
     if (result.replayed) res.setHeader('Idempotent-Replayed', 'true');
     return result.response;
   }
@@ -88,7 +96,7 @@ export class VoicesController {
     @CurrentUser() user: Principal,
     @Query() query: ListVoicesQuery,
   ): Promise<VoiceListDto> {
-    const page = await this.voices.list({
+    const page = await this.queries.list({
       ...query,
       userId: user.userId,
       limit: query.limit ?? 20,
@@ -105,7 +113,7 @@ export class VoicesController {
     @CurrentUser() user: Principal,
     @Param('id', uuidPipe) id: string,
   ): Promise<VoiceDto> {
-    const { voice, queue } = await this.voices.get(user.userId, id);
+    const { voice, queue } = await this.queries.get(user.userId, id);
     return toVoiceDto(voice, queue);
   }
 
@@ -129,7 +137,7 @@ export class VoicesController {
     @Query() query: ActivateQuery,
     @Res({ passthrough: true }) res: Response,
   ): Promise<VoiceDto> {
-    const result = await this.voices.activate(user.userId, id, query.waitSeconds ?? 0);
+    const result = await this.activation.activate(user.userId, id, query.waitSeconds ?? 0);
     res.status(result.ready ? 200 : 202);
     return toVoiceDto(result.voice, result.queue);
   }
@@ -144,6 +152,6 @@ export class VoicesController {
     @CurrentUser() user: Principal,
     @Param('id', uuidPipe) id: string,
   ): Promise<VoiceDto> {
-    return toVoiceDto(await this.voices.delete(user.userId, id), null);
+    return toVoiceDto(await this.lifecycle.delete(user.userId, id), null);
   }
 }
