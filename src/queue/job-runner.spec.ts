@@ -60,7 +60,9 @@ async function boot(...handlers: (new (...args: never[]) => object)[]): Promise<
 }
 
 describe('JobRunner', () => {
-  beforeAll(() => Logger.overrideLogger(false));
+  beforeAll(() => {
+    Logger.overrideLogger(false);
+  });
 
   it('boots when every job name has exactly one handler', async () => {
     await expect(boot(AllJobs, Reconciler)).resolves.toBeUndefined();

@@ -5,7 +5,7 @@ import { ProviderError } from '../providers/provider-error';
 import type { Voice } from '../voice/voice';
 import { secondsFromNow, sql, VoiceRepository } from '../voice/voice.repository';
 import { backoffDelayMs, cappedRetryAfterMs } from '../queue/backoff';
-import type { AllocationOutcome } from './allocation.service';
+import type { AllocationOutcome } from './allocation-outcome';
 import { CapacityService } from './capacity.service';
 import { CloneBudgetService } from './clone-budget.service';
 import { DispatcherService } from './dispatcher.service';

@@ -7,13 +7,14 @@ import { SampleStorage } from '../voice/sample-storage.port';
 import type { Voice } from '../voice/voice';
 import { sql, VoiceRepository } from '../voice/voice.repository';
 import { AllocationFailureService } from './allocation-failure.service';
+import type { AllocationOutcome } from './allocation-outcome';
+
+export type { AllocationOutcome } from './allocation-outcome';
 import { AllocationLeaseRepository } from './allocation-lease.repository';
 import { CloneBudgetService } from './clone-budget.service';
 import { DispatcherService } from './dispatcher.service';
 import { HeldLease } from './held-lease';
 import { addLogContext } from '../observability/log-context';
-
-export type AllocationOutcome = 'ready' | 'adopted' | 'stale' | 'requeued' | 'failed';
 
 /**
  * One allocation attempt for one claimed voice: clone it at most once (ARCHITECTURE invariant 2).
