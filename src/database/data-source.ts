@@ -10,6 +10,8 @@ import { CloneBudget1764921600000 } from './migrations/1764921600000-clone-budge
 import { VoiceUsage1765008000000 } from './migrations/1765008000000-voice-usage';
 import { SampleRemoval1765200000000 } from './migrations/1765200000000-sample-removal';
 import { Webhooks1765300000000 } from './migrations/1765300000000-webhooks';
+import { VoiceEventStream1765400000000 } from './migrations/1765400000000-voice-event-stream';
+import { ProviderEvents1765400001000 } from './migrations/1765400001000-provider-events';
 
 export const MIGRATIONS = [
   InitialSchema1764489600000,
@@ -21,6 +23,8 @@ export const MIGRATIONS = [
   VoiceUsage1765008000000,
   SampleRemoval1765200000000,
   Webhooks1765300000000,
+  VoiceEventStream1765400000000,
+  ProviderEvents1765400001000,
 ];
 
 /**

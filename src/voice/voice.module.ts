@@ -23,6 +23,6 @@ import { VoiceService } from './voice.service';
     IdempotencyRepository,
     LongPollGate,
   ],
-  exports: [VoiceService, VoiceDataModule, IdempotencyRepository],
+  exports: [VoiceService, VoiceDataModule, IdempotencyRepository, LongPollGate],
 })
 export class VoiceModule {}
