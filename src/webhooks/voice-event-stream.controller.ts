@@ -1,4 +1,13 @@
-import { Controller, Headers, Query, Sse, SseSignal, type MessageEvent } from '@nestjs/common';
+import {
+  Controller,
+  createParamDecorator,
+  Query,
+  Sse,
+  SseSignal,
+  type ExecutionContext,
+  type MessageEvent,
+} from '@nestjs/common';
+import type { IncomingHttpHeaders } from 'node:http';
 import {
   ApiBearerAuth,
   ApiHeader,
@@ -22,6 +31,20 @@ import { parseEventId, VoiceEventStreamService } from './voice-event-stream.serv
 const EVENT_ID = /^\d{1,19}(_remote)?$/;
 /** Characters of events that may wait for a client not reading them before it is dropped. */
 const MAX_PENDING_CHARS = 1024 * 1024;
+
+/**
+ * The Last-Event-ID header, read from the request's headers as every HTTP adapter keeps them
+ * (Node's lower-cased names), and kept out of the generated parameters, where @Headers() would
+ * list it as required; the route's @ApiHeader documents it.
+ */
+const LastEventId = createParamDecorator(
+  (_: unknown, ctx: ExecutionContext): string | undefined => {
+    const value = ctx.switchToHttp().getRequest<{ headers: IncomingHttpHeaders }>().headers[
+      'last-event-id'
+    ];
+    return Array.isArray(value) ? value[0] : value;
+  },
+);
 
 export class VoiceEventsQuery {
   @ApiPropertyOptional({
@@ -76,7 +99,7 @@ export class VoiceEventStreamController {
     @CurrentUser() user: Principal,
     @Query() query: VoiceEventsQuery,
     @SseSignal() signal: AbortSignal,
-    @Headers('last-event-id') header?: string,
+    @LastEventId() header?: string,
   ): Promise<Observable<MessageEvent>> {
     const raw = header ?? query.lastEventId;
     const resume = raw === undefined || raw === '' ? null : parseEventId(raw);

@@ -4,8 +4,13 @@ import {
   type BeforeApplicationShutdown,
   type OnApplicationBootstrap,
 } from '@nestjs/common';
+import { toProviderStatus } from '../admin/admin.dto';
+import type { ProviderName } from '../config/app-config';
 import { AppConfig } from '../config/config.module';
 import { hasRole } from '../config/roles';
+import { cloneAllowance, budgetSettings } from '../policy/clone-budget';
+import { budgetState, ProviderAccountsRepository } from '../providers/provider-accounts.repository';
+import { SlotsRepository } from '../slots/slots.repository';
 import { toVoiceDto } from '../voice/voice.dto';
 import { VoiceRepository } from '../voice/voice.repository';
 import { WebhookSender } from './webhook-sender';
@@ -50,6 +55,8 @@ export class WebhookDeliveryService implements OnApplicationBootstrap, BeforeApp
     private readonly config: AppConfig,
     private readonly webhooks: WebhooksRepository,
     private readonly voices: VoiceRepository,
+    private readonly slots: SlotsRepository,
+    private readonly accounts: ProviderAccountsRepository,
   ) {}
 
   setObserver(observer: DeliveryObserver): void {
@@ -57,6 +64,12 @@ export class WebhookDeliveryService implements OnApplicationBootstrap, BeforeApp
   }
 
   onApplicationBootstrap(): void {
+    // Every replica writes it (the same configuration everywhere), so none depends on a worker.
+    this.webhooks
+      .setBudgetLowRatio(this.config.CLONE_BUDGET_LOW_RATIO)
+      .catch((err: unknown) =>
+        this.logger.warn({ err }, 'could not write CLONE_BUDGET_LOW_RATIO; the last one stays'),
+      );
     if (!hasRole(this.config, 'worker')) return;
     this.sender = new WebhookSender(this.config.webhookAllowPrivate);
     this.loop = this.run();
@@ -97,17 +110,35 @@ export class WebhookDeliveryService implements OnApplicationBootstrap, BeforeApp
     });
   }
 
-  /** The body: the event as CONTRACT.md shows it, the voice as GET /v1/voices/{id} (plus userId). */
+  /**
+   * The body: the event as CONTRACT.md shows it, with the voice as GET /v1/voices/{id} shows it
+   * (plus userId), or the provider as GET /v1/providers does, as they are at the first attempt.
+   */
   private async body(d: ClaimedDelivery): Promise<string> {
     if (d.payload !== null) return d.payload;
-    const voice = d.voiceId ? await this.voices.findById(d.voiceId) : null;
-    const data = voice ? { ...toVoiceDto(voice, null), userId: voice.userId } : { id: d.voiceId };
+    const data = d.provider ? await this.providerData(d.provider) : await this.voiceData(d.voiceId);
     const body = JSON.stringify({
       type: d.eventType,
       timestamp: (d.sourceCreatedAt ?? d.createdAt).toISOString(),
       data,
     });
     return this.webhooks.fixPayload(d.id, body);
+  }
+
+  private async voiceData(voiceId: string | null): Promise<object> {
+    const voice = voiceId ? await this.voices.findById(voiceId) : null;
+    return voice ? { ...toVoiceDto(voice, null), userId: voice.userId } : { id: voiceId };
+  }
+
+  /**
+   * The provider as GET /v1/providers shows it, from the same reads, without the side effects of
+   * that route's budget view (turning a period over, reading the provider's account): a delivery
+   * never calls a provider.
+   */
+  private async providerData(provider: ProviderName): Promise<object> {
+    const account = await this.accounts.budget(provider);
+    const allowance = cloneAllowance(budgetState(account), budgetSettings(this.config), Date.now());
+    return toProviderStatus(await this.slots.capacity(provider), { account, allowance });
   }
 
   private async deliver(d: ClaimedDelivery): Promise<void> {

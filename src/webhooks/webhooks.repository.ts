@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
+import type { ProviderName } from '../config/app-config';
 
 export const WEBHOOK_EVENTS = [
   'voice.ready',
@@ -8,6 +9,10 @@ export const WEBHOOK_EVENTS = [
   'voice.reclaimed',
   'voice.deleted',
   'voice.remote_changed',
+  'provider.breaker_opened',
+  'provider.breaker_closed',
+  'provider.clone_budget_low',
+  'provider.clone_budget_exhausted',
 ] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 export type DeliveryStatus = 'pending' | 'delivered' | 'failed';
@@ -42,6 +47,8 @@ export interface Delivery {
 
 /** A delivery a worker holds now, with what it needs to send it. */
 export interface ClaimedDelivery extends Delivery {
+  /** The provider of a provider.* event (data is the provider as GET /v1/providers shows it). */
+  provider: ProviderName | null;
   url: string;
   secret: string;
   payload: string | null;
@@ -162,6 +169,7 @@ export class WebhooksRepository {
   ): Promise<ClaimedDelivery[]> {
     const rows = await this.ds.query<
       (DeliveryRow & {
+        provider: ProviderName | null;
         url: string;
         secret: string;
         payload: string | null;
@@ -188,12 +196,15 @@ export class WebhooksRepository {
           WHERE d.id = pick.id AND e.id = d.endpoint_id
          RETURNING d.*, e.url, e.secret)
        -- A statement, not a bare UPDATE, so the driver answers rows (TypeORM wraps UPDATE results).
-       SELECT u.*, (SELECT created_at FROM voice_events WHERE id = u.source_event_id) AS source_created_at
+       SELECT u.*, COALESCE(
+                (SELECT created_at FROM voice_events WHERE id = u.source_event_id),
+                (SELECT created_at FROM provider_events WHERE id = u.provider_event_id)) AS source_created_at
          FROM u`,
       [max, perEndpoint, leaseSeconds],
     );
     return rows.map((r) => ({
       ...toDelivery(r),
+      provider: r.provider,
       url: r.url,
       secret: r.secret,
       payload: r.payload,
@@ -229,6 +240,17 @@ export class WebhooksRepository {
               next_attempt_at = CASE WHEN $4::float8 IS NULL THEN next_attempt_at ELSE now() + make_interval(secs => $4) END
         WHERE id = $1 AND status = 'pending'`,
       [id, JSON.stringify([attempt]), outcome.delivered, outcome.retryInSeconds],
+    );
+  }
+
+  /**
+   * The share of a clone budget at or below which provider.clone_budget_low is announced, for the
+   * trigger that announces it (ProviderEvents1765400001000) to read from the row it watches.
+   */
+  async setBudgetLowRatio(ratio: number): Promise<void> {
+    await this.ds.query(
+      `UPDATE provider_accounts SET budget_low_ratio = $1 WHERE budget_low_ratio IS DISTINCT FROM $1`,
+      [ratio],
     );
   }
 
