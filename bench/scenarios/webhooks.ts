@@ -25,7 +25,10 @@ import {
   writeSample,
 } from '../lib/world';
 
-/** Allocation throughput under delivery load may be at least this share of the one without. */
+/**
+ * Allocation throughput under delivery load may be at least this share of the one without, and
+ * the deliveries must keep pace with the events written (else the load was not being delivered).
+ */
 const UNCHANGED = 0.9;
 const WORKER_CONCURRENCY = 8;
 
@@ -325,6 +328,16 @@ export async function webhooks(
           loadLatency.p50,
           `${loadLatency.p50} / ${loadLatency.p99} ms`,
         ),
+        check(mode, {
+          scenario: 'webhooks',
+          metric: `deliveries received/s during the loaded allocation run ÷ events/s written`,
+          value: round(deliveredDuring / loadedSeconds / loadRate, 3),
+          display:
+            `${(deliveredDuring / loadedSeconds / loadRate).toFixed(2)} ` +
+            `(${(deliveredDuring / loadedSeconds).toFixed(0)}/s of ${loadRate}/s)`,
+          comparator: '>=',
+          threshold: UNCHANGED,
+        }),
         check(mode, {
           scenario: 'webhooks',
           metric: `allocations/s with ${loadRate} events/s delivered ÷ without (mean of before and after)`,

@@ -12,6 +12,7 @@ import { SampleRemoval1765200000000 } from './migrations/1765200000000-sample-re
 import { Webhooks1765300000000 } from './migrations/1765300000000-webhooks';
 import { VoiceEventStream1765400000000 } from './migrations/1765400000000-voice-event-stream';
 import { ProviderEvents1765400001000 } from './migrations/1765400001000-provider-events';
+import { WebhookClaim1765400002000 } from './migrations/1765400002000-webhook-claim';
 
 export const MIGRATIONS = [
   InitialSchema1764489600000,
@@ -25,6 +26,7 @@ export const MIGRATIONS = [
   Webhooks1765300000000,
   VoiceEventStream1765400000000,
   ProviderEvents1765400001000,
+  WebhookClaim1765400002000,
 ];
 
 /**
