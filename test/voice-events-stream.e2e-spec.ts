@@ -160,7 +160,7 @@ describe('voice event stream', () => {
     expect(a.headers?.get('content-type')).toMatch(/^text\/event-stream/);
     const mine = await readyVoice(alice, 'Grandma');
     const his = await readyVoice(bob, 'Grandpa');
-    const [event] = await until('alice sees voice.ready', () => a.of(mine, 'voice.ready'));
+    const event = await until('alice sees voice.ready', () => a.of(mine, 'voice.ready')[0]);
     expect(event.body).toMatchObject({
       type: 'voice.ready',
       data: { id: mine, userId: 'alice', status: 'ready' },
