@@ -21,7 +21,7 @@ const SIDEWAYS = {
   providers: ['database'],
   replay: ['providers'],
   reclaim: ['slots'],
-  webhooks: [],
+  webhooks: ['slots'],
   slots: [],
   ops: ['api-docs'],
 };

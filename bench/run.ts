@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --only throughput,contended,hotpath,scale,policy,faults]`
+ * `npm run bench [-- --quick] [-- --only throughput,contended,hotpath,scale,policy,faults,webhooks]`
  *
  * Runs issue 8's benchmarks on the real stack (Postgres, Redis, the built service as child
  * processes, the provider sandbox), writes bench/results/<scenario>.json, summary.md and
@@ -19,8 +19,9 @@ import { hotpath } from './scenarios/hotpath';
 import { policy } from './scenarios/policy';
 import { scale } from './scenarios/scale';
 import { throughput } from './scenarios/throughput';
+import { webhooks } from './scenarios/webhooks';
 
-const SCENARIOS = { throughput, contended, hotpath, scale, policy, faults } as const;
+const SCENARIOS = { throughput, contended, hotpath, scale, policy, faults, webhooks } as const;
 type ScenarioName = keyof typeof SCENARIOS;
 /** Run only when named: the fault campaign takes about seven minutes on its own. */
 const OPT_IN: readonly ScenarioName[] = ['faults'];

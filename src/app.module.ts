@@ -18,6 +18,7 @@ import { QueueModule } from './queue/queue.module';
 import { SchedulerModule } from './scheduler/scheduler.module';
 import { VoiceApiModule } from './voice/voice-api.module';
 import { VoiceModule } from './voice/voice.module';
+import { VoiceEventStreamModule } from './webhooks/voice-event-stream.module';
 import { WebhooksModule } from './webhooks/webhooks.module';
 
 /** The whole service; the roles of this replica decide which routes and processors are mounted. */
@@ -38,7 +39,14 @@ export class AppModule {
         SchedulerModule,
         WebhooksModule,
         ...(hasRole(config, 'api')
-          ? [rateLimitModule(), VoiceApiModule, AdminModule, QueueBoardModule, ApiDocsModule]
+          ? [
+              rateLimitModule(),
+              VoiceEventStreamModule,
+              VoiceApiModule,
+              AdminModule,
+              QueueBoardModule,
+              ApiDocsModule,
+            ]
           : []),
       ],
       providers: [{ provide: APP_FILTER, useClass: ProblemFilter }],

@@ -153,6 +153,10 @@ const schema = z.object({
     .pipe(z.array(z.number().min(0)).min(1)),
   /** Deliveries in flight per endpoint per worker: a slow receiver never holds the others. */
   WEBHOOK_CONCURRENCY_PER_ENDPOINT: int(4, 1),
+  /** GET /v1/voices/events writes a comment this often, so proxies and clients see it alive. */
+  VOICE_EVENTS_HEARTBEAT_SECONDS: int(15, 1),
+  /** provider.clone_budget_low fires once a period when this share of the budget or less is left. */
+  CLONE_BUDGET_LOW_RATIO: z.coerce.number().min(0).max(1).default(0.1),
   CORS_ORIGINS: z
     .string()
     .default('')

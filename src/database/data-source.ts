@@ -9,7 +9,10 @@ import { CloneBudget1764921600000 } from './migrations/1764921600000-clone-budge
 import { VoiceUsage1765008000000 } from './migrations/1765008000000-voice-usage';
 import { SampleRemoval1765200000000 } from './migrations/1765200000000-sample-removal';
 import { Webhooks1765300000000 } from './migrations/1765300000000-webhooks';
-import { UploadProbe1765400000000 } from './migrations/1765400000000-upload-probe';
+import { VoiceEventStream1765400000000 } from './migrations/1765400000000-voice-event-stream';
+import { ProviderEvents1765400001000 } from './migrations/1765400001000-provider-events';
+import { WebhookClaim1765400002000 } from './migrations/1765400002000-webhook-claim';
+import { UploadProbe1765500000000 } from './migrations/1765500000000-upload-probe';
 
 export const MIGRATIONS = [
   InitialSchema1764489600000,
@@ -21,7 +24,10 @@ export const MIGRATIONS = [
   VoiceUsage1765008000000,
   SampleRemoval1765200000000,
   Webhooks1765300000000,
-  UploadProbe1765400000000,
+  VoiceEventStream1765400000000,
+  ProviderEvents1765400001000,
+  WebhookClaim1765400002000,
+  UploadProbe1765500000000,
 ];
 
 /**

@@ -38,6 +38,7 @@ import { VoiceUploadService } from './voice-upload.service';
     MetadataJobs,
     VoiceDataModule,
     IdempotencyRepository,
+    LongPollGate,
   ],
 })
 export class VoiceModule {}

@@ -4,38 +4,56 @@ import {
   type BeforeApplicationShutdown,
   type OnApplicationBootstrap,
 } from '@nestjs/common';
+import { toProviderStatus } from '../slots/provider-status.dto';
+import type { ProviderName } from '../config/app-config';
 import { AppConfig } from '../config/config.module';
 import { hasRole } from '../config/roles';
+import { cloneAllowance, budgetSettings } from '../policy/clone-budget';
+import { budgetState, ProviderAccountsRepository } from '../providers/provider-accounts.repository';
+import { SlotsRepository } from '../slots/slots.repository';
 import { toVoiceDto } from '../voice/voice.dto';
-import { VoiceRepository } from '../voice/voice.repository';
 import { WebhookSender } from './webhook-sender';
-import { WebhooksRepository, type ClaimedDelivery } from './webhooks.repository';
+import { WebhooksRepository, type Attempt, type ClaimedDelivery } from './webhooks.repository';
 
-/** Deliveries taken per round by one worker. */
-const BATCH = 32;
+/** Deliveries one worker has in flight at most (taken under a lease, being sent or recorded). */
+const IN_FLIGHT = 64;
+/** More are taken once this many places are free, so a claim is worth its query. */
+const REFILL_AT = 16;
 /**
  * A taken delivery is another worker's again after this (a killed worker's, say): the send's own
  * deadline (15 s) plus a margin to record its outcome.
  */
 const LEASE_SECONDS = 20;
 /**
- * Idle rounds look for due deliveries this often (new ones are due at once, retries later): one
- * indexed query per worker every half second, instead of a listener that would be one more
- * connection to keep alive per replica.
+ * With nothing due, the worker looks again this often (new deliveries are due at once, retries
+ * later): one indexed query per worker per interval, instead of a listener that would be one more
+ * connection to keep alive per replica. It bounds the delay of an event on an idle system.
  */
-const IDLE_MS = 500;
+const IDLE_MS = 200;
+/** Attempts finished are recorded together, at most this long after the first of them. */
+const RECORD_EVERY_MS = 10;
 
 export interface DeliveryObserver {
   onAttempt(outcome: 'delivered' | 'retry' | 'failed', seconds: number): void;
 }
 
+interface Finished {
+  id: string;
+  attempt: Attempt;
+  delivered: boolean;
+  retryInSeconds: number | null;
+}
+
 /**
- * The worker role's webhook deliveries, driven from Postgres: rounds take the due deliveries
- * under a lease (at most WEBHOOK_CONCURRENCY_PER_ENDPOINT per endpoint), send them concurrently,
- * and record each attempt; a failure is due again after the next wait of the schedule, with
- * ±20 % jitter so a receiver coming back is not hit by every retry at once. Nothing is in memory
- * beyond the round in flight, so a receiver down for hours costs rows, not RAM, and every event
- * is sent when it returns.
+ * The worker role's webhook deliveries, driven from Postgres: the worker keeps up to IN_FLIGHT
+ * deliveries going, taking due ones under a lease as places free (at most
+ * WEBHOOK_CONCURRENCY_PER_ENDPOINT per endpoint, counted across workers), so a hanging receiver
+ * holds only its own places and never the next deliveries to others. Each round's bodies are
+ * built with one read of its voices and fixed with one write; finished attempts are recorded
+ * together every few milliseconds. A failure is due again after the next wait of the schedule,
+ * with ±20 % jitter so a receiver coming back is not hit by every retry at once. Nothing is in
+ * memory beyond the deliveries in flight, so a receiver down for hours costs rows, not RAM, and
+ * every event is sent when it returns.
  */
 @Injectable()
 export class WebhookDeliveryService implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -45,11 +63,15 @@ export class WebhookDeliveryService implements OnApplicationBootstrap, BeforeApp
   private loop: Promise<void> | null = null;
   private wake: (() => void) | null = null;
   private observer: DeliveryObserver | null = null;
+  private inFlight = 0;
+  private finished: Finished[] = [];
+  private recording: Promise<void> | null = null;
 
   constructor(
     private readonly config: AppConfig,
     private readonly webhooks: WebhooksRepository,
-    private readonly voices: VoiceRepository,
+    private readonly slots: SlotsRepository,
+    private readonly accounts: ProviderAccountsRepository,
   ) {}
 
   setObserver(observer: DeliveryObserver): void {
@@ -57,6 +79,12 @@ export class WebhookDeliveryService implements OnApplicationBootstrap, BeforeApp
   }
 
   onApplicationBootstrap(): void {
+    // Every replica writes it (the same configuration everywhere), so none depends on a worker.
+    this.webhooks
+      .setBudgetLowRatio(this.config.CLONE_BUDGET_LOW_RATIO)
+      .catch((err: unknown) =>
+        this.logger.warn({ err }, 'could not write CLONE_BUDGET_LOW_RATIO; the last one stays'),
+      );
     if (!hasRole(this.config, 'worker')) return;
     this.sender = new WebhookSender(this.config.webhookAllowPrivate);
     this.loop = this.run();
@@ -70,60 +98,114 @@ export class WebhookDeliveryService implements OnApplicationBootstrap, BeforeApp
   }
 
   private async run(): Promise<void> {
+    const sends = new Set<Promise<void>>();
     while (!this.stopping) {
       let taken = 0;
-      try {
-        const due = await this.webhooks.claimDue(
-          BATCH,
-          this.config.WEBHOOK_CONCURRENCY_PER_ENDPOINT,
-          LEASE_SECONDS,
-        );
-        taken = due.length;
-        await Promise.all(due.map((d) => this.deliver(d)));
-      } catch (err) {
-        this.logger.warn({ err }, 'webhook delivery round failed; trying again');
+      const room = IN_FLIGHT - this.inFlight;
+      if (room >= REFILL_AT) {
+        try {
+          const due = await this.webhooks.claimDue(
+            room,
+            this.config.WEBHOOK_CONCURRENCY_PER_ENDPOINT,
+            LEASE_SECONDS,
+          );
+          taken = due.length;
+          for (const [d, body] of await this.bodies(due)) {
+            this.inFlight++;
+            const send = this.deliver(d, body).finally(() => {
+              this.inFlight--;
+              sends.delete(send);
+              this.wake?.();
+            });
+            sends.add(send);
+          }
+        } catch (err) {
+          this.logger.warn({ err }, 'webhook delivery round failed; trying again');
+        }
       }
-      if (taken < BATCH) await this.sleep(IDLE_MS);
+      // Full: until a place frees. Nothing due: a while. Otherwise straight on.
+      if (room < REFILL_AT) await this.sleep(LEASE_SECONDS * 1000);
+      else if (taken < room) await this.sleep(IDLE_MS);
     }
+    await Promise.all(sends);
+    await this.flushAttempts();
   }
 
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
+      const timer = setTimeout(() => {
+        this.wake = null;
+        resolve();
+      }, ms);
       this.wake = () => {
+        this.wake = null;
         clearTimeout(timer);
         resolve();
       };
     });
   }
 
-  /** The body: the event as CONTRACT.md shows it, the voice as GET /v1/voices/{id} (plus userId). */
-  private async body(d: ClaimedDelivery): Promise<string> {
-    if (d.payload !== null) return d.payload;
-    const voice = d.voiceId ? await this.voices.findById(d.voiceId) : null;
-    const data = voice ? { ...toVoiceDto(voice, null), userId: voice.userId } : { id: d.voiceId };
-    const body = JSON.stringify({
-      type: d.eventType,
-      timestamp: (d.sourceCreatedAt ?? d.createdAt).toISOString(),
-      data,
+  /**
+   * The bodies: the event as CONTRACT.md shows it, with the voice as GET /v1/voices/{id} shows it
+   * (plus userId), or the provider as GET /v1/providers does, as they are at the first attempt;
+   * a delivery tried before keeps the body it was first sent with.
+   */
+  private async bodies(due: ClaimedDelivery[]): Promise<[ClaimedDelivery, string][]> {
+    const fresh = due.filter((d) => d.payload === null);
+    const voiceIds = [
+      ...new Set(fresh.flatMap((d) => (d.voiceId && !d.provider ? [d.voiceId] : []))),
+    ];
+    const voices = await this.webhooks.voices(voiceIds);
+    const providers = new Map<ProviderName, object>();
+    for (const p of new Set(fresh.flatMap((d) => (d.provider ? [d.provider] : []))))
+      providers.set(p, await this.providerData(p));
+    const fixed = await this.webhooks.fixPayloads(
+      fresh.map((d) => {
+        const voice = d.voiceId ? voices.get(d.voiceId) : undefined;
+        const data = d.provider
+          ? providers.get(d.provider)
+          : voice
+            ? { ...toVoiceDto(voice, null), userId: voice.userId }
+            : { id: d.voiceId };
+        const payload = JSON.stringify({
+          type: d.eventType,
+          timestamp: (d.sourceCreatedAt ?? d.createdAt).toISOString(),
+          data,
+        });
+        return { id: d.id, payload };
+      }),
+    );
+    return due.flatMap((d): [ClaimedDelivery, string][] => {
+      const body = d.payload ?? fixed.get(d.id);
+      return body === undefined ? [] : [[d, body]];
     });
-    return this.webhooks.fixPayload(d.id, body);
   }
 
-  private async deliver(d: ClaimedDelivery): Promise<void> {
+  /**
+   * The provider as GET /v1/providers shows it, from the same reads, without the side effects of
+   * that route's budget view (turning a period over, reading the provider's account): a delivery
+   * never calls a provider.
+   */
+  private async providerData(provider: ProviderName): Promise<object> {
+    const account = await this.accounts.budget(provider);
+    const allowance = cloneAllowance(budgetState(account), budgetSettings(this.config), Date.now());
+    return toProviderStatus(await this.slots.capacity(provider), { account, allowance });
+  }
+
+  private async deliver(d: ClaimedDelivery, body: string): Promise<void> {
     const sender = this.sender;
     if (!sender) return;
-    const body = await this.body(d);
     const result = await sender.send(d.url, d.secret, d.eventId, body, new Date());
     const delivered = result.status !== null && result.status >= 200 && result.status < 300;
     const schedule = this.config.WEBHOOK_RETRY_SCHEDULE_SECONDS;
     const wait = delivered ? null : (schedule[d.attempts] ?? null);
     const retryInSeconds = wait === null ? null : wait * (0.8 + Math.random() * 0.4);
-    await this.webhooks.recordAttempt(
-      d.id,
-      { at: new Date().toISOString(), ...result },
-      { delivered, retryInSeconds: delivered ? 0 : retryInSeconds },
-    );
+    await this.recordAttempt({
+      id: d.id,
+      attempt: { at: new Date().toISOString(), ...result },
+      delivered,
+      retryInSeconds: delivered ? 0 : retryInSeconds,
+    });
     const outcome = delivered ? 'delivered' : retryInSeconds === null ? 'failed' : 'retry';
     this.observer?.onAttempt(outcome, result.durationMs / 1000);
     if (outcome === 'failed')
@@ -136,5 +218,29 @@ export class WebhookDeliveryService implements OnApplicationBootstrap, BeforeApp
         },
         'webhook delivery failed for good',
       );
+  }
+
+  /**
+   * Records an attempt with the others finished within RECORD_EVERY_MS, in one statement;
+   * resolves once it is written (a failed write leaves the lease to expire: the delivery is sent
+   * again, under the same webhook-id, which receivers deduplicate).
+   */
+  private recordAttempt(f: Finished): Promise<void> {
+    this.finished.push(f);
+    this.recording ??= new Promise<void>((resolve) => setTimeout(resolve, RECORD_EVERY_MS)).then(
+      () => this.flushAttempts(),
+    );
+    return this.recording;
+  }
+
+  private async flushAttempts(): Promise<void> {
+    const batch = this.finished;
+    this.finished = [];
+    this.recording = null;
+    try {
+      await this.webhooks.recordAttempts(batch);
+    } catch (err) {
+      this.logger.warn({ err, attempts: batch.length }, 'webhook attempts not recorded');
+    }
   }
 }

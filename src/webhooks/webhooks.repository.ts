@@ -1,6 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
+import type { ProviderName } from '../config/app-config';
+import { voiceFromRow, type Voice, type VoiceRow } from '../voice/voice';
 
 export const WEBHOOK_EVENTS = [
   'voice.ready',
@@ -8,6 +10,10 @@ export const WEBHOOK_EVENTS = [
   'voice.reclaimed',
   'voice.deleted',
   'voice.remote_changed',
+  'provider.breaker_opened',
+  'provider.breaker_closed',
+  'provider.clone_budget_low',
+  'provider.clone_budget_exhausted',
 ] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 export type DeliveryStatus = 'pending' | 'delivered' | 'failed';
@@ -42,6 +48,8 @@ export interface Delivery {
 
 /** A delivery a worker holds now, with what it needs to send it. */
 export interface ClaimedDelivery extends Delivery {
+  /** The provider of a provider.* event (data is the provider as GET /v1/providers shows it). */
+  provider: ProviderName | null;
   url: string;
   secret: string;
   payload: string | null;
@@ -153,7 +161,8 @@ export class WebhooksRepository {
   /**
    * Takes up to `max` due deliveries under a lease, at most `perEndpoint` in flight per endpoint
    * (counted with the leases others hold), oldest due first, so one slow receiver cannot occupy
-   * every worker while the others wait.
+   * every worker while the others wait. Each endpoint's candidates are read from its own index
+   * range (WebhookClaim1765400002000), so a long backlog does not slow the claim.
    */
   async claimDue(
     max: number,
@@ -162,38 +171,44 @@ export class WebhooksRepository {
   ): Promise<ClaimedDelivery[]> {
     const rows = await this.ds.query<
       (DeliveryRow & {
+        provider: ProviderName | null;
         url: string;
         secret: string;
         payload: string | null;
         source_created_at: Date | null;
       })[]
     >(
-      `WITH busy AS (
-         SELECT endpoint_id, count(*) AS n FROM webhook_deliveries
-          WHERE status = 'pending' AND lease_until > now() GROUP BY endpoint_id),
-       ranked AS (
-         SELECT d.id, d.endpoint_id,
-                row_number() OVER (PARTITION BY d.endpoint_id ORDER BY d.next_attempt_at, d.id) AS k
-           FROM webhook_deliveries d
-          WHERE d.status = 'pending' AND d.next_attempt_at <= now()
-            AND (d.lease_until IS NULL OR d.lease_until <= now())),
+      `WITH cand AS (
+         SELECT c.id, c.next_attempt_at FROM webhook_endpoints e
+          CROSS JOIN LATERAL (
+            SELECT d.id, d.next_attempt_at FROM webhook_deliveries d
+             WHERE d.endpoint_id = e.id AND d.status = 'pending' AND d.next_attempt_at <= now()
+               AND (d.lease_until IS NULL OR d.lease_until <= now())
+             ORDER BY d.next_attempt_at, d.id
+             LIMIT GREATEST(0, $2 - (
+               SELECT count(*) FROM webhook_deliveries b
+                WHERE b.endpoint_id = e.id AND b.status = 'pending' AND b.lease_until IS NOT NULL
+                  AND b.lease_until > now()))) c
+          WHERE e.deleted_at IS NULL),
        pick AS (
-         SELECT d.id FROM webhook_deliveries d JOIN ranked r ON r.id = d.id
-           LEFT JOIN busy b ON b.endpoint_id = r.endpoint_id
-          WHERE r.k + COALESCE(b.n, 0) <= $2
-          ORDER BY d.next_attempt_at LIMIT $1 FOR UPDATE OF d SKIP LOCKED),
+         SELECT d.id FROM webhook_deliveries d JOIN cand ON cand.id = d.id
+          WHERE d.status = 'pending' AND (d.lease_until IS NULL OR d.lease_until <= now())
+          ORDER BY cand.next_attempt_at LIMIT $1 FOR UPDATE OF d SKIP LOCKED),
        u AS (
          UPDATE webhook_deliveries d SET lease_until = now() + make_interval(secs => $3)
            FROM pick, webhook_endpoints e
           WHERE d.id = pick.id AND e.id = d.endpoint_id
          RETURNING d.*, e.url, e.secret)
        -- A statement, not a bare UPDATE, so the driver answers rows (TypeORM wraps UPDATE results).
-       SELECT u.*, (SELECT created_at FROM voice_events WHERE id = u.source_event_id) AS source_created_at
+       SELECT u.*, COALESCE(
+                (SELECT created_at FROM voice_events WHERE id = u.source_event_id),
+                (SELECT created_at FROM provider_events WHERE id = u.provider_event_id)) AS source_created_at
          FROM u`,
       [max, perEndpoint, leaseSeconds],
     );
     return rows.map((r) => ({
       ...toDelivery(r),
+      provider: r.provider,
       url: r.url,
       secret: r.secret,
       payload: r.payload,
@@ -201,34 +216,76 @@ export class WebhooksRepository {
     }));
   }
 
-  /** Fixes the body at the first attempt, unless another attempt fixed it first. */
-  async fixPayload(id: string, payload: string): Promise<string> {
-    const [r] = await this.ds.query<{ payload: string }[]>(
-      `WITH u AS (UPDATE webhook_deliveries SET payload = COALESCE(payload, $2) WHERE id = $1 RETURNING payload)
-       SELECT payload FROM u`,
-      [id, payload],
+  /** The voices of a round's deliveries, in one read. */
+  async voices(ids: string[]): Promise<Map<string, Voice>> {
+    if (ids.length === 0) return new Map();
+    const rows = await this.ds.query<VoiceRow[]>(
+      `SELECT * FROM voices WHERE id = ANY($1::uuid[])`,
+      [ids],
     );
-    return r.payload;
+    return new Map(rows.map((r) => [r.id, voiceFromRow(r)]));
   }
 
   /**
-   * Records an attempt: delivered, or due again after `retryInSeconds`, or failed for good when
-   * that is null. Only while still pending: a delivery another worker already delivered (one
-   * frozen past its lease, then woken) stays delivered.
+   * Fixes the bodies at their first attempt, unless another attempt fixed one first (its body
+   * wins, so every attempt sends the same bytes). Answers the body to send, by delivery id.
    */
-  async recordAttempt(
-    id: string,
-    attempt: Attempt,
-    outcome: { delivered: boolean; retryInSeconds: number | null },
+  async fixPayloads(bodies: { id: string; payload: string }[]): Promise<Map<string, string>> {
+    if (bodies.length === 0) return new Map();
+    const rows = await this.ds.query<{ id: string; payload: string }[]>(
+      `WITH u AS (
+         UPDATE webhook_deliveries d SET payload = COALESCE(d.payload, b.payload)
+           FROM unnest($1::uuid[], $2::text[]) AS b(id, payload)
+          WHERE d.id = b.id
+         RETURNING d.id, d.payload)
+       SELECT id, payload FROM u`,
+      [bodies.map((b) => b.id), bodies.map((b) => b.payload)],
+    );
+    return new Map(rows.map((r) => [r.id, r.payload]));
+  }
+
+  /**
+   * Records a round's attempts in one statement: each delivered, or due again after
+   * `retryInSeconds`, or failed for good when that is null. Only while still pending: a delivery
+   * another worker already delivered (one frozen past its lease, then woken) stays delivered.
+   */
+  async recordAttempts(
+    attempts: {
+      id: string;
+      attempt: Attempt;
+      delivered: boolean;
+      retryInSeconds: number | null;
+    }[],
   ): Promise<void> {
+    if (attempts.length === 0) return;
     await this.ds.query(
-      `UPDATE webhook_deliveries SET attempts = attempts + 1, lease_until = NULL,
-              history = history || $2::jsonb,
-              status = CASE WHEN $3 THEN 'delivered' WHEN $4::float8 IS NULL THEN 'failed' ELSE 'pending' END::webhook_delivery_status,
-              delivered_at = CASE WHEN $3 THEN now() END,
-              next_attempt_at = CASE WHEN $4::float8 IS NULL THEN next_attempt_at ELSE now() + make_interval(secs => $4) END
-        WHERE id = $1 AND status = 'pending'`,
-      [id, JSON.stringify([attempt]), outcome.delivered, outcome.retryInSeconds],
+      `UPDATE webhook_deliveries d SET attempts = d.attempts + 1, lease_until = NULL,
+              history = d.history || jsonb_build_array(a.attempt),
+              status = CASE WHEN a.delivered THEN 'delivered' WHEN a.retry IS NULL THEN 'failed'
+                            ELSE 'pending' END::webhook_delivery_status,
+              delivered_at = CASE WHEN a.delivered THEN now() END,
+              next_attempt_at = CASE WHEN a.retry IS NULL THEN d.next_attempt_at
+                                     ELSE now() + make_interval(secs => a.retry) END
+         FROM unnest($1::uuid[], $2::jsonb[], $3::bool[], $4::float8[])
+              AS a(id, attempt, delivered, retry)
+        WHERE d.id = a.id AND d.status = 'pending'`,
+      [
+        attempts.map((a) => a.id),
+        attempts.map((a) => JSON.stringify(a.attempt)),
+        attempts.map((a) => a.delivered),
+        attempts.map((a) => a.retryInSeconds),
+      ],
+    );
+  }
+
+  /**
+   * The share of a clone budget at or below which provider.clone_budget_low is announced, for the
+   * trigger that announces it (ProviderEvents1765400001000) to read from the row it watches.
+   */
+  async setBudgetLowRatio(ratio: number): Promise<void> {
+    await this.ds.query(
+      `UPDATE provider_accounts SET budget_low_ratio = $1 WHERE budget_low_ratio IS DISTINCT FROM $1`,
+      [ratio],
     );
   }
 

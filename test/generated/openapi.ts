@@ -38,6 +38,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/voices/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Server-sent events of the caller's voices (voice.ready, voice.failed, voice.reclaimed, voice.deleted, voice.remote_changed); resume with Last-Event-ID
+         * @description Each event has `event:` its type, `id:` its event id and `data:` the same JSON body a webhook delivery carries (`{"type", "timestamp", "data"}`, data the voice as `GET /v1/voices/{id}` shows it, plus `userId`). A `: ping` comment comes every 15 s. Reconnecting with `Last-Event-ID` (or `?lastEventId=`) replays every event after it, then continues live. Open streams count against the same caps as activations waiting for ready: over the per-user cap 429, over the replica cap 503, both with Retry-After.
+         */
+        get: operations["streamVoiceEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/voices": {
         parameters: {
             query?: never;
@@ -407,7 +427,7 @@ export interface components {
             providers: components["schemas"]["ProviderName"][];
         };
         /** @enum {string} */
-        WebhookEventType: "voice.ready" | "voice.failed" | "voice.reclaimed" | "voice.deleted" | "voice.remote_changed";
+        WebhookEventType: "voice.ready" | "voice.failed" | "voice.reclaimed" | "voice.deleted" | "voice.remote_changed" | "provider.breaker_opened" | "provider.breaker_closed" | "provider.clone_budget_low" | "provider.clone_budget_exhausted";
         CreateWebhook: {
             /** @example https://app.example.com/hooks/voices */
             url: string;
@@ -768,6 +788,96 @@ export interface operations {
                             };
                         };
                     };
+                };
+            };
+        };
+    };
+    streamVoiceEvents: {
+        parameters: {
+            query?: {
+                /** @description Resume after this event, for clients that cannot send Last-Event-ID */
+                lastEventId?: string;
+            };
+            header?: {
+                /** @description Resume after this event (sent by EventSource on reconnect) */
+                "Last-Event-ID"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An endless text/event-stream */
+            200: {
+                headers: {
+                    /** @description Requests allowed per window (budget reads) */
+                    "X-RateLimit-Limit-reads"?: string;
+                    /** @description Requests left in this window */
+                    "X-RateLimit-Remaining-reads"?: number;
+                    /** @description Seconds until the window resets */
+                    "X-RateLimit-Reset-reads"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the required scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited: wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error; nothing changed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };

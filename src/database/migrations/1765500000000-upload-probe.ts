@@ -6,8 +6,8 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  * own rather than the sample_* columns: those stay empty until the metadata job has validated the
  * sample, as the API shows them. Null for voices uploaded before: their job probes as it did.
  */
-export class UploadProbe1765400000000 implements MigrationInterface {
-  name = 'UploadProbe1765400000000';
+export class UploadProbe1765500000000 implements MigrationInterface {
+  name = 'UploadProbe1765500000000';
 
   async up(q: QueryRunner): Promise<void> {
     await q.query(`ALTER TABLE voices ADD COLUMN upload_probe jsonb`);
