@@ -1,7 +1,15 @@
+import fastifyCors from '@fastify/cors';
 import { VersioningType, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import {
+  errorCodes as fastifyErrors,
+  type FastifyBodyParser,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import { SwaggerModule } from '@nestjs/swagger';
 import { openApiDocument } from './api-docs/openapi';
 import { Logger, PinoLogger } from 'nestjs-pino';
@@ -10,6 +18,7 @@ import { ConfigError, type AppConfig } from './config/app-config';
 import { hasRole } from './config/roles';
 import { frameworkErrorHeaders, registerSecurityHeaders } from './common/security-headers';
 import { ApiValidationPipe } from './common/api-validation.pipe';
+import { frameworkProblem, sendProblem } from './common/problem';
 import { runMigrations } from './database/data-source';
 import { httpMetrics } from './observability/http-metrics.middleware';
 import { MetricsService } from './observability/metrics.service';
@@ -36,10 +45,11 @@ export async function startApp(config: AppConfig): Promise<INestApplication> {
       // A parameter longer than this is refused by the router (414) before any handler.
       maxParamLength: 500,
     },
-    // What the router refuses before any hook (a malformed URL) still gets the security headers.
+    // What the router refuses before any hook (a malformed URL) is answered here, where no error
+    // handler of Nest's runs: a problem document with the security headers.
     frameworkErrors: (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
       frameworkErrorHeaders(request.raw, reply.raw);
-      void reply.send(error);
+      sendProblem(reply, frameworkProblem(error));
     },
   });
   const app = await NestFactory.create<NestFastifyApplication>(
@@ -55,10 +65,13 @@ export async function startApp(config: AppConfig): Promise<INestApplication> {
   requestLogging(fastify, () => PinoLogger.root);
   httpMetrics(fastify, app.get(MetricsService));
   await registerSecurityHeaders(fastify);
-  app.enableCors({
+  // Registered after the security headers, so a preflight it answers carries them too.
+  await fastify.register(fastifyCors, {
     // No origins configured: no CORS headers at all, so browsers keep other sites out.
     origin: config.CORS_ORIGINS.includes('*') ? true : config.CORS_ORIGINS,
     methods: ['GET', 'POST', 'DELETE'],
+    // An OPTIONS request without Origin is answered as a preflight too (204), as on Express.
+    strictPreflight: false,
     allowedHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key', 'X-Request-Id'],
     exposedHeaders: ['Retry-After', 'X-Request-Id'],
     maxAge: 600,
@@ -66,7 +79,8 @@ export async function startApp(config: AppConfig): Promise<INestApplication> {
   // Fastify parses JSON itself (bodyLimit above). Uploads are multipart and streamed by their
   // route from the socket, so their parser reads nothing; a body of any other type is not read
   // either, as Express left it, rather than refused with 415 on routes that take no body.
-  fastify.removeContentTypeParser('text/plain');
+  fastify.removeContentTypeParser(['application/json', 'text/plain']);
+  fastify.addContentTypeParser('application/json', { parseAs: 'string' }, utf8Json(fastify));
   const unread = (_req: unknown, _payload: unknown, done: (err: null) => void) => done(null);
   fastify.addContentTypeParser('multipart/form-data', unread);
   fastify.addContentTypeParser('*', unread);
@@ -83,6 +97,25 @@ export async function startApp(config: AppConfig): Promise<INestApplication> {
   // own default would be localhost only); config decides when that is not allowed.
   await app.listen(config.PORT, config.listenHost ?? '::');
   return app;
+}
+
+/**
+ * Fastify's JSON parser, for UTF-8 bodies only (JSON's own encoding, RFC 8259): a body declared
+ * in another charset is refused with 415 rather than read as if it were UTF-8.
+ */
+function utf8Json(fastify: FastifyInstance): FastifyBodyParser<string> {
+  const parse = fastify.getDefaultJsonParser('error', 'error');
+  return (req, body, done) => {
+    const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(req.headers['content-type'] ?? '');
+    if (charset && charset[1].toLowerCase() !== 'utf-8') {
+      done(
+        new fastifyErrors.FST_ERR_CTP_INVALID_MEDIA_TYPE(req.headers['content-type']),
+        undefined,
+      );
+      return;
+    }
+    void parse(req, body, done);
+  };
 }
 
 /**

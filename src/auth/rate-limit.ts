@@ -10,8 +10,8 @@ import {
   type CanActivate,
   type DynamicModule,
   type ExecutionContext,
+  type OnApplicationBootstrap,
   type OnApplicationShutdown,
-  type OnModuleInit,
 } from '@nestjs/common';
 import { HttpAdapterHost, Reflector } from '@nestjs/core';
 import type { FastifyInstance, FastifyReply } from 'fastify';
@@ -53,7 +53,7 @@ interface Budget {
  * really gone).
  */
 @Injectable()
-export class RateLimiter implements OnModuleInit, OnApplicationShutdown {
+export class RateLimiter implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(RateLimiter.name);
   private readonly redis: Redis;
   private budgets?: Record<RateLimitName, Budget>;
@@ -72,8 +72,12 @@ export class RateLimiter implements OnModuleInit, OnApplicationShutdown {
     this.redis.on('error', (err: Error) => this.warn(err));
   }
 
-  /** Registers the plugin on the app's Fastify instance (before it is ready) and makes the checks. */
-  async onModuleInit(): Promise<void> {
+  /**
+   * Registers the plugin on the app's Fastify instance and makes the checks. At bootstrap, once
+   * Nest has set its error handler: waiting for a plugin to load makes Fastify settle the routes
+   * registered so far, each with the error handler set at that moment.
+   */
+  async onApplicationBootstrap(): Promise<void> {
     const fastify = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
     if (!fastify.hasDecorator('createRateLimit')) {
       await fastify.register(fastifyRateLimit, {
@@ -92,7 +96,9 @@ export class RateLimiter implements OnModuleInit, OnApplicationShutdown {
         // One counter per budget and user (or address) across every route that spends it.
         keyGenerator: (req) => {
           const { principal } = req as AuthedRequest;
-          return principal ? `${name}:user:${principal.userId}` : `${name}:ip:${normalizeIP(req.ip)}`;
+          return principal
+            ? `${name}:user:${principal.userId}`
+            : `${name}:ip:${normalizeIP(req.ip)}`;
         },
         skipOnError: true,
       }),
@@ -175,7 +181,11 @@ export class RateLimitGuard implements CanActivate {
     const http = context.switchToHttp();
     const req = http.getRequest<AuthedRequest>();
     const own = this.reflector.get<RateLimitName | undefined>(RATE_LIMIT_KEY, context.getHandler());
-    return this.limiter.hit(req, http.getResponse<FastifyReply>(), own ?? generalBudget(req.method));
+    return this.limiter.hit(
+      req,
+      http.getResponse<FastifyReply>(),
+      own ?? generalBudget(req.method),
+    );
   }
 }
 

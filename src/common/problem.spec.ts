@@ -107,7 +107,11 @@ describe('ProblemFilter', () => {
     ['a validation error', new HttpException('bad', 422), 422, 'validation_failed'],
   ])('maps %s to a stable code without echoing input', (_label, exception, status, code) => {
     const res = answer(exception);
-    expect(res).toMatchObject({ status, type: 'application/problem+json; charset=utf-8', body: { status, code } });
+    expect(res).toMatchObject({
+      status,
+      type: 'application/problem+json; charset=utf-8',
+      body: { status, code },
+    });
     expect(String(res.body.detail)).not.toMatch(/passwd|Unexpected token|URI malformed/);
   });
 

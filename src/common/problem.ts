@@ -120,6 +120,15 @@ const FRAMEWORK_ERRORS: Record<string, { code: string; detail: string }> = {
   FST_ERR_BAD_URL: { code: 'bad_request', detail: 'The URL is not valid percent-encoding' },
 };
 
+/** The problem for an error Fastify's router raises before any hook or handler (a malformed URL). */
+export function frameworkProblem(error: { statusCode?: number; code?: string }): Problem {
+  const status = error.statusCode !== undefined && error.statusCode >= 400 ? error.statusCode : 400;
+  const known = frameworkError(error);
+  return known
+    ? problemOf(status, known.code, known.detail)
+    : problemOf(status, codeForStatus(status), titleOf(status));
+}
+
 /**
  * One error shape for every route: application/problem+json with a stable code. Unknown errors
  * become a bare 500 without message or stack, and are logged in full instead. Framework errors
