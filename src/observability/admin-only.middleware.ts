@@ -18,36 +18,49 @@ export function guardQueueBoard(
   fastify: FastifyInstance,
   deps: { auth: AuthService; limiter: RateLimiter; metrics: MetricsService },
 ): void {
-  fastify.addHook('onRequest', async (request, reply) => {
-    if (!isQueueBoardPath(request.url)) return;
+  // A callback hook, so the requests that are not the board's pass without a promise each.
+  fastify.addHook('onRequest', (request, reply, done) => {
+    if (!isQueueBoardPath(request.url)) return done();
     trackHttpRequest(deps.metrics, request, reply);
-    const req = request as AuthedRequest;
-    const match = BEARER.exec(req.headers.authorization ?? '');
-    if (!match) return refuse(reply, 401, 'unauthorized', 'A bearer token is required');
-    const principal = await deps.auth.verify(match[1]).catch(() => null);
-    if (!principal)
-      return refuse(reply, 401, 'unauthorized', 'The bearer token is invalid or expired');
-    if (!principal.scopes.has('admin'))
-      return refuse(reply, 403, 'forbidden', 'Missing scope: admin');
-    // For the rate limit, as the AuthGuard does for Nest's routes.
-    req.principal = principal;
-    try {
-      await deps.limiter.hit(req, reply, generalBudget(req.method));
-    } catch (err) {
-      if (!(err instanceof ApiError)) throw err;
-      for (const [k, v] of Object.entries(err.headers)) void reply.header(k, v);
-      return refuse(reply, err.getStatus(), err.code, err.message);
-    }
+    admit(request as AuthedRequest, reply, deps).then((admitted) => {
+      // A refused request has its answer sent; the chain stops there.
+      if (admitted) done();
+    }, done);
   });
   fastify.addHook('onSend', (request, reply, payload, done) => {
     done(null, problemErrors(request.url, reply, payload));
   });
 }
 
-function refuse(reply: FastifyReply, status: number, code: string, detail: string): FastifyReply {
+/** Sets the principal and spends the budget, or answers with the refusal and returns false. */
+async function admit(
+  req: AuthedRequest,
+  reply: FastifyReply,
+  deps: { auth: AuthService; limiter: RateLimiter },
+): Promise<boolean> {
+  const match = BEARER.exec(req.headers.authorization ?? '');
+  if (!match) return refuse(reply, 401, 'unauthorized', 'A bearer token is required');
+  const principal = await deps.auth.verify(match[1]).catch(() => null);
+  if (!principal)
+    return refuse(reply, 401, 'unauthorized', 'The bearer token is invalid or expired');
+  if (!principal.scopes.has('admin'))
+    return refuse(reply, 403, 'forbidden', 'Missing scope: admin');
+  // For the rate limit, as the AuthGuard does for Nest's routes.
+  req.principal = principal;
+  try {
+    await deps.limiter.hit(req, reply, generalBudget(req.method));
+  } catch (err) {
+    if (!(err instanceof ApiError)) throw err;
+    for (const [k, v] of Object.entries(err.headers)) void reply.header(k, v);
+    return refuse(reply, err.getStatus(), err.code, err.message);
+  }
+  return true;
+}
+
+function refuse(reply: FastifyReply, status: number, code: string, detail: string): false {
   if (status === 401) void reply.header('WWW-Authenticate', 'Bearer');
   sendProblem(reply, problemOf(status, code, detail));
-  return reply;
+  return false;
 }
 
 /**
