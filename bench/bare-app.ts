@@ -1,11 +1,14 @@
 /**
- * The hot-path benchmark's baseline: a bare NestJS app (Express platform, no middleware, guards,
- * pipes or logging) with one GET route returning a constant, run as its own process like the
- * service. PORT from the environment; prints "listening" when ready.
+ * The hot-path benchmark's baselines: a bare NestJS app (no middleware, guards, pipes or logging)
+ * with one GET route returning a constant, run as its own process like the service, on the
+ * platform PLATFORM names: `fastify` (the service's) or `express` (Nest's default, which the
+ * service ran on before). PORT from the environment; prints "listening" when ready.
  */
 import 'reflect-metadata';
-import { Controller, Get, Module } from '@nestjs/common';
+import { Controller, Get, Module, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import { ExpressAdapter } from '@nestjs/platform-express';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
 
 @Controller()
 class PingController {
@@ -19,7 +22,13 @@ class PingController {
 class BareModule {}
 
 async function main(): Promise<void> {
-  const app = await NestFactory.create(BareModule, { logger: false });
+  const platform = process.env.PLATFORM ?? 'fastify';
+  let app: INestApplication;
+  if (platform === 'fastify')
+    app = await NestFactory.create(BareModule, new FastifyAdapter(), { logger: false });
+  else if (platform === 'express')
+    app = await NestFactory.create(BareModule, new ExpressAdapter(), { logger: false });
+  else throw new Error(`PLATFORM must be fastify or express, not ${platform}`);
   await app.listen(Number(process.env.PORT ?? 3999), '127.0.0.1');
   process.stdout.write('listening\n');
 }

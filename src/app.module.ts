@@ -6,7 +6,7 @@ import { AdminModule } from './ops/admin.module';
 import { ApiDocsModule } from './api-docs/api-docs.module';
 import { AuthModule } from './auth/auth.module';
 import { ProblemFilter } from './common/problem';
-import { rateLimitModule } from './common/rate-limit';
+import { rateLimitModule } from './auth/rate-limit';
 import { ConfigModule } from './config/config.module';
 import { hasRole } from './config/roles';
 import { DatabaseModule } from './database/database.module';

@@ -3,6 +3,7 @@ import 'reflect-metadata';
 import { writeFileSync } from 'node:fs';
 import { VersioningType } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { AppModule } from './app.module';
 import { loadConfig } from './config/app-config';
 import { openApiDocument } from './api-docs/openapi';
@@ -18,7 +19,11 @@ async function main(): Promise<void> {
   const out = outAt > 0 ? process.argv[outAt + 1] : undefined;
   // A fixed environment, not the caller's: the document must not depend on who generates it.
   const config = loadConfig({ APP_ROLES: 'api', LOG_LEVEL: 'silent' });
-  const app = await NestFactory.create(AppModule.forRoot(config), { preview: true, logger: false });
+  // The service's platform: Express is no dependency of the service.
+  const app = await NestFactory.create(AppModule.forRoot(config), new FastifyAdapter(), {
+    preview: true,
+    logger: false,
+  });
   // As bootstrap.ts routes them (/v1/...).
   app.enableVersioning({ type: VersioningType.URI, defaultVersion: undefined });
   const text = `${JSON.stringify(openApiDocument(app), null, 2)}\n`;

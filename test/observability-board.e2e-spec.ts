@@ -1,5 +1,6 @@
 import { Module, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { AppModule } from '../src/app.module';
 import { loadConfig } from '../src/config/app-config';
 import { runMigrations } from '../src/database/data-source';
@@ -24,7 +25,7 @@ describe('Bull Board for operators', () => {
     await runMigrations(config.DATABASE_URL);
     @Module({ imports: [AppModule.forRoot(config), QueueBoardModule] })
     class BoardTestModule {}
-    app = await NestFactory.create(BoardTestModule, { logger: false });
+    app = await NestFactory.create(BoardTestModule, new FastifyAdapter(), { logger: false });
     await app.listen(0, '127.0.0.1');
     url = await app.getUrl();
   });

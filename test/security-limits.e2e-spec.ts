@@ -1,7 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { networkInterfaces } from 'node:os';
-import { RedisThrottlerStorage } from '../src/common/redis-throttler.storage';
+import type { HttpAdapterHost } from '@nestjs/core';
+import fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import type { AuthedRequest } from '../src/auth/auth.guard';
+import { RateLimiter, type RateLimitName } from '../src/auth/rate-limit';
+import { ApiError } from '../src/common/problem';
 import { QUEUED_AHEAD_SQL } from '../src/voice/queue-position.repository';
 import type { AppConfig } from '../src/config/config.module';
 import { ApiClient } from './support/api';
@@ -15,13 +19,53 @@ const REDIS = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const DEV_JWT_SECRET = 'dev-only-insecure-secret-change-me';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-describe('the Redis throttler storage', () => {
+describe('the rate limiter on Redis', () => {
   const prefix = `vs-throttle-${randomBytes(4).toString('hex')}`;
-  const stores: RedisThrottlerStorage[] = [];
-  const store = (redisUrl = REDIS) => {
-    const s = new RedisThrottlerStorage({ QUEUE_PREFIX: prefix, REDIS_URL: redisUrl } as AppConfig);
-    stores.push(s);
-    return s;
+  const limiters: { limiter: RateLimiter; app: FastifyInstance }[] = [];
+  /** One replica's limiter: its own Fastify instance and Redis connection, the shared Redis. */
+  const replica = async (redisUrl = REDIS) => {
+    const app = fastify();
+    const config = {
+      QUEUE_PREFIX: prefix,
+      REDIS_URL: redisUrl,
+      RATE_LIMIT_UPLOADS_PER_MINUTE: 3,
+      RATE_LIMIT_ACTIVATIONS_PER_MINUTE: 25,
+      RATE_LIMIT_READS_PER_MINUTE: 1,
+      RATE_LIMIT_WRITES_PER_MINUTE: 1,
+    } as AppConfig;
+    const limiter = new RateLimiter(config, {
+      httpAdapter: { getInstance: () => app },
+    } as unknown as HttpAdapterHost);
+    await limiter.onApplicationBootstrap();
+    limiters.push({ limiter, app });
+    return limiter;
+  };
+  /** A request of `user` and the headers its answer got. */
+  const request = (user: string) => {
+    const headers: Record<string, string> = {};
+    const reply = {
+      header(name: string, value: string) {
+        headers[name.toLowerCase()] = value;
+        return reply;
+      },
+    };
+    const req = { principal: { userId: user }, ip: '127.0.0.1', routeOptions: { config: {} } };
+    return {
+      req: req as unknown as AuthedRequest,
+      reply: reply as unknown as FastifyReply,
+      headers,
+    };
+  };
+  const hit = async (limiter: RateLimiter, user: string, name: RateLimitName) => {
+    const { req, reply, headers } = request(user);
+    const admitted = await limiter.hit(req, reply, name).then(
+      () => true,
+      (err: unknown) => {
+        if (err instanceof ApiError && err.getStatus() === 429) return false;
+        throw err;
+      },
+    );
+    return { admitted, headers };
   };
 
   afterAll(async () => {
@@ -30,87 +74,53 @@ describe('the Redis throttler storage', () => {
     const keys = await redis.keys(`${prefix}:*`);
     if (keys.length) await redis.del(...keys);
     redis.disconnect();
-    await Promise.all(stores.map((s) => s.onApplicationShutdown()));
+    for (const { limiter, app } of limiters) {
+      await limiter.onApplicationShutdown();
+      await app.close();
+    }
   });
 
-  it('counts up to the limit, then blocks for blockDuration without counting, then starts afresh', async () => {
-    const s = store();
+  it('counts up to the limit, then refuses with Retry-After and the budget headers', async () => {
+    const limiter = await replica();
     const hits = [];
-    for (let i = 0; i < 3; i++) hits.push(await s.increment('k1', 60_000, 3, 700, 'uploads'));
-    expect(hits.map((h) => [h.totalHits, h.isBlocked])).toEqual([
-      [1, false],
-      [2, false],
-      [3, false],
+    for (let i = 0; i < 3; i++) hits.push(await hit(limiter, 'u1', 'uploads'));
+    expect(hits.map((h) => [h.admitted, h.headers['x-ratelimit-remaining-uploads']])).toEqual([
+      [true, '2'],
+      [true, '1'],
+      [true, '0'],
     ]);
-    expect(hits[0].timeToExpire).toBe(60);
-    const blocked = await s.increment('k1', 60_000, 3, 700, 'uploads');
-    expect(blocked).toMatchObject({ totalHits: 4, isBlocked: true, timeToBlockExpire: 1 });
-    const still = await s.increment('k1', 60_000, 3, 700, 'uploads');
-    expect(still).toMatchObject({ totalHits: 4, isBlocked: true });
-    await sleep(800);
-    expect(await s.increment('k1', 60_000, 3, 700, 'uploads')).toMatchObject({
-      totalHits: 1,
-      isBlocked: false,
-    });
-  });
-
-  it('without a block duration, refuses over the limit until the window ends', async () => {
-    const s = store();
-    for (let i = 0; i < 2; i++) await s.increment('k2', 600, 2, 0, 'uploads');
-    expect(await s.increment('k2', 600, 2, 0, 'uploads')).toMatchObject({
-      totalHits: 2,
-      isBlocked: true,
-    });
-    await sleep(700);
-    expect(await s.increment('k2', 600, 2, 0, 'uploads')).toMatchObject({
-      totalHits: 1,
-      isBlocked: false,
-    });
+    expect(hits[0].headers['x-ratelimit-limit-uploads']).toBe('3');
+    expect(Number(hits[0].headers['x-ratelimit-reset-uploads'])).toBe(60);
+    for (let i = 0; i < 2; i++) {
+      const refused = await hit(limiter, 'u1', 'uploads');
+      expect(refused.admitted).toBe(false);
+      expect(refused.headers['x-ratelimit-remaining-uploads']).toBe('0');
+      const retryAfter = Number(refused.headers['retry-after-uploads']);
+      expect(retryAfter).toBeGreaterThanOrEqual(1);
+      expect(retryAfter).toBeLessThanOrEqual(60);
+    }
   });
 
   it('is atomic and shared: two replicas racing admit exactly the limit', async () => {
-    const [a, b] = [store(), store()];
+    const [a, b] = [await replica(), await replica()];
     const results = await Promise.all(
-      Array.from({ length: 60 }, (_, i) =>
-        (i % 2 ? a : b).increment('k3', 60_000, 25, 60_000, 'x'),
-      ),
+      Array.from({ length: 60 }, (_, i) => hit(i % 2 ? a : b, 'u3', 'activations')),
     );
-    expect(results.filter((r) => !r.isBlocked)).toHaveLength(25);
+    expect(results.filter((r) => r.admitted)).toHaveLength(25);
   });
 
-  it('keeps limits apart per key and per throttler', async () => {
-    const s = store();
-    await s.increment('k4', 60_000, 1, 60_000, 'uploads');
-    expect((await s.increment('k4', 60_000, 1, 60_000, 'uploads')).isBlocked).toBe(true);
-    expect((await s.increment('k4', 60_000, 1, 60_000, 'activations')).isBlocked).toBe(false);
-    expect((await s.increment('k5', 60_000, 1, 60_000, 'uploads')).isBlocked).toBe(false);
-  });
-
-  it('reserves hits of a busy user in batches, and still admits no more than the limit across replicas', async () => {
-    const [a, b] = [store(), store()];
-    const limit = 1_000; // batches of up to 10 hits (a hundredth of the limit)
-    const admitted: number[] = [];
-    for (let round = 0; round < 12; round++) {
-      const results = await Promise.all(
-        Array.from({ length: 100 }, (_, i) =>
-          (i % 2 ? a : b).increment('k7', 60_000, limit, 60_000, 'activations'),
-        ),
-      );
-      admitted.push(results.filter((r) => !r.isBlocked).length);
-    }
-    const total = admitted.reduce((x, y) => x + y, 0);
-    expect(total).toBeLessThanOrEqual(limit);
-    // What each replica reserved but did not hand out is at most one batch less one hit.
-    expect(total).toBeGreaterThanOrEqual(limit - 2 * 9);
-    expect(admitted.slice(-1)[0]).toBe(0);
+  it('keeps limits apart per user and per budget', async () => {
+    const limiter = await replica();
+    expect((await hit(limiter, 'u4', 'reads')).admitted).toBe(true);
+    expect((await hit(limiter, 'u4', 'reads')).admitted).toBe(false);
+    expect((await hit(limiter, 'u4', 'writes')).admitted).toBe(true);
+    expect((await hit(limiter, 'u5', 'reads')).admitted).toBe(true);
   });
 
   it('lets requests through when Redis cannot be reached', async () => {
-    const s = store('redis://127.0.0.1:9');
+    const limiter = await replica('redis://127.0.0.1:9');
     // A limit of one: with Redis counting, the second hit would be refused.
-    for (let i = 0; i < 5; i++) {
-      expect((await s.increment('k6', 60_000, 1, 60_000, 'uploads')).isBlocked).toBe(false);
-    }
+    for (let i = 0; i < 5; i++) expect((await hit(limiter, 'u6', 'reads')).admitted).toBe(true);
   });
 });
 

@@ -22,7 +22,9 @@ interface Load {
 
 /**
  * Scenario 3: activation of a ready voice whose lease has more than half to run (the path that
- * answers without a write) under autocannon, beside a bare NestJS route in the same run.
+ * answers without a write) under autocannon, beside a bare NestJS route on Fastify (the service's
+ * platform: like for like) and on Express (Nest's default, the service's platform before), all in
+ * the same run.
  */
 export async function hotpath(
   mode: Mode,
@@ -35,8 +37,11 @@ export async function hotpath(
   const { world, dispose } = openWorld();
   const { sandbox, close } = await openSandbox({ latencyMs: 0 });
   try {
-    progress('hotpath: starting the bare NestJS app and the service (APP_ROLES=api)');
-    const bare = await startBareApp();
+    progress(
+      'hotpath: starting the bare NestJS apps (Fastify, Express) and the service (APP_ROLES=api)',
+    );
+    const bare = await startBareApp('fastify');
+    const bareExpress = await startBareApp('express');
     const service = await startService(world, {
       ...sandboxEnv(sandbox),
       APP_ROLES: 'api',
@@ -76,6 +81,7 @@ export async function hotpath(
     if (!(lease > 150)) throw new Error(`the lease has ${lease} s left; the hot path needs > 150`);
 
     const bareUrl = `${bare.url}/ping`;
+    const bareExpressUrl = `${bareExpress.url}/ping`;
     // Checked on every answer (cheaply: the client shares the machine): the activation must name
     // this voice, ready, with its remote voice id; a fast wrong answer is no hot path.
     const bodies: Record<string, (body: string) => boolean> = {
@@ -97,12 +103,15 @@ export async function hotpath(
       }).then((r) => summarise(label, r));
     progress(`hotpath: warm-up, ${warmSeconds} s each`);
     await run('bare', bareUrl, 'GET', warmSeconds);
+    await run('bare', bareExpressUrl, 'GET', warmSeconds);
     await run('activate', activateUrl, 'POST', warmSeconds);
-    progress(`hotpath: bare NestJS route, ${seconds} s at ${CONNECTIONS} connections`);
+    progress(`hotpath: bare Nest-Fastify route, ${seconds} s at ${CONNECTIONS} connections`);
     const bareLoad = await run('bare', bareUrl, 'GET', seconds);
+    progress(`hotpath: bare Nest-Express route, ${seconds} s at ${CONNECTIONS} connections`);
+    const bareExpressLoad = await run('bare', bareExpressUrl, 'GET', seconds);
     progress(`hotpath: activation of a ready voice, ${seconds} s at ${CONNECTIONS} connections`);
     const hot = await run('activate', activateUrl, 'POST', seconds);
-    // Diagnostic: the service's own middleware stack (helmet, CORS, pino-http, metrics, versioning)
+    // Diagnostic: the service's own hooks (helmet, CORS, request log, metrics, versioning)
     // on its cheapest route, no auth, database or rate limit.
     progress(`hotpath: the service's GET /health/live, ${seconds} s at ${CONNECTIONS} connections`);
     await run('live', `${service.url}/health/live`, 'GET', warmSeconds);
@@ -115,12 +124,20 @@ export async function hotpath(
       return rows[0].n;
     });
     await bare.stop();
+    await bareExpress.stop();
     const ratio = hot.requestsPerSecond / bareLoad.requestsPerSecond;
+    const expressRatio = hot.requestsPerSecond / bareExpressLoad.requestsPerSecond;
     progress(
       `hotpath: activation ${hot.requestsPerSecond.toFixed(0)} req/s (p99 ${hot.latencyMs.p99} ms), ` +
-        `bare ${bareLoad.requestsPerSecond.toFixed(0)} req/s (p99 ${bareLoad.latencyMs.p99} ms): ${ratio.toFixed(2)}`,
+        `bare Nest-Fastify ${bareLoad.requestsPerSecond.toFixed(0)} req/s (p99 ${bareLoad.latencyMs.p99} ms): ${ratio.toFixed(2)}, ` +
+        `bare Nest-Express ${bareExpressLoad.requestsPerSecond.toFixed(0)} req/s (p99 ${bareExpressLoad.latencyMs.p99} ms): ${expressRatio.toFixed(2)}`,
     );
-    const loads = { activation: hot, bare: bareLoad, 'health/live': live };
+    const loads = {
+      activation: hot,
+      'bare Nest-Fastify': bareLoad,
+      'bare Nest-Express': bareExpressLoad,
+      'health/live': live,
+    };
     const wrong = Object.entries(loads).map(([name, l]) => ({
       name,
       wrong: l.non2xx + l.mismatches + l.errors + l.timeouts,
@@ -137,14 +154,17 @@ export async function hotpath(
         seconds,
         warmUpSeconds: warmSeconds,
         service: 'APP_ROLES=api, one voice, one user, RATE_LIMIT_ACTIVATIONS_PER_MINUTE=1e8',
-        bare: 'NestJS 12 + Express, GET /ping returning a constant, no middleware',
+        bare: 'NestJS 12 + Fastify (the service platform), GET /ping returning a constant, no middleware',
+        bareExpress: 'NestJS 12 + Express, the same app',
         client: 'autocannon in the bench process, same machine',
       },
       results: {
         activation: hot,
         bare: bareLoad,
+        bareExpress: bareExpressLoad,
         serviceHealthLive: live,
         ratio: Number(ratio.toFixed(3)),
+        ratioExpress: Number(expressRatio.toFixed(3)),
         activationWritesDuringLoad: writes - 1,
       },
       checks: [
@@ -170,7 +190,7 @@ export async function hotpath(
         ),
         check(mode, {
           scenario: 'hotpath',
-          metric: 'activation req/s ÷ bare NestJS route req/s',
+          metric: 'activation req/s ÷ bare Nest-Fastify route req/s (like for like)',
           value: Number(ratio.toFixed(3)),
           display: `${ratio.toFixed(2)} (${hot.requestsPerSecond.toFixed(0)} vs ${bareLoad.requestsPerSecond.toFixed(0)} req/s)`,
           comparator: '>=',
@@ -178,15 +198,21 @@ export async function hotpath(
         }),
         info(
           'hotpath',
-          "service's GET /health/live req/s ÷ bare route (middleware floor)",
+          'activation req/s ÷ bare Nest-Express route req/s (the platform before)',
+          Number(expressRatio.toFixed(3)),
+          `${expressRatio.toFixed(2)} (${hot.requestsPerSecond.toFixed(0)} vs ${bareExpressLoad.requestsPerSecond.toFixed(0)} req/s)`,
+        ),
+        info(
+          'hotpath',
+          "service's GET /health/live req/s ÷ bare Nest-Fastify route (middleware floor)",
           Number((live.requestsPerSecond / bareLoad.requestsPerSecond).toFixed(3)),
           `${(live.requestsPerSecond / bareLoad.requestsPerSecond).toFixed(2)} (${live.requestsPerSecond.toFixed(0)} req/s)`,
         ),
         info(
           'hotpath',
-          'activation p99 latency (bare route p99)',
+          'activation p99 latency (bare Nest-Fastify / Nest-Express p99)',
           hot.latencyMs.p99,
-          `${hot.latencyMs.p99} ms (${bareLoad.latencyMs.p99} ms)`,
+          `${hot.latencyMs.p99} ms (${bareLoad.latencyMs.p99} ms / ${bareExpressLoad.latencyMs.p99} ms)`,
         ),
       ],
     };
@@ -217,11 +243,16 @@ function summarise(_label: string, r: Result): Load {
   };
 }
 
-/** The bare app as a child process of the same Node, through the same TypeScript loader. */
-async function startBareApp(): Promise<{ url: string; stop: () => Promise<void> }> {
+/** A bare app as a child process of the same Node, through the same TypeScript loader. */
+async function startBareApp(
+  platform: 'fastify' | 'express',
+): Promise<{ url: string; stop: () => Promise<void> }> {
   const port = await freePort();
-  const { child, output, exited } = spawnScript('bench/bare-app.ts', { PORT: String(port) });
-  const stop = onCleanup('bare app', async () => {
+  const { child, output, exited } = spawnScript('bench/bare-app.ts', {
+    PORT: String(port),
+    PLATFORM: platform,
+  });
+  const stop = onCleanup(`bare ${platform} app`, async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');
       await Promise.race([exited, sleep(5000)]);
@@ -229,9 +260,9 @@ async function startBareApp(): Promise<{ url: string; stop: () => Promise<void> 
   });
   const url = `http://127.0.0.1:${port}`;
   await waitUntil(
-    'the bare app',
+    `the bare ${platform} app`,
     async () => {
-      if (child.exitCode !== null) throw new Error(`bare app exited: ${output()}`);
+      if (child.exitCode !== null) throw new Error(`bare ${platform} app exited: ${output()}`);
       const res = await fetch(`${url}/ping`).catch(() => null);
       return res?.status === 200 ? true : undefined;
     },

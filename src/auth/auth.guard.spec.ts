@@ -29,7 +29,7 @@ const fakeAuth = {
 } as AuthService;
 
 function contextFor(handler: keyof Routes, path: string, authorization?: string) {
-  const req = { path, headers: { authorization } } as unknown as AuthedRequest;
+  const req = { url: path, headers: { authorization } } as unknown as AuthedRequest;
   const context = {
     getType: () => 'http',
     getHandler: () => Routes.prototype[handler],

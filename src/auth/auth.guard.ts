@@ -7,16 +7,15 @@ import {
   SetMetadata,
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import type { Request } from 'express';
+import type { FastifyRequest } from 'fastify';
 import { ApiError } from '../common/problem';
-import { RouteMemo } from '../common/route-memo';
 import { AuthService, AuthUnavailableError, type Principal, type Scope } from './auth.service';
 
 const SCOPES_KEY = 'required_scopes';
 /** The scopes a route needs; every /v1 route declares them. */
 export const RequireScopes = (...scopes: Scope[]) => SetMetadata(SCOPES_KEY, scopes);
 
-export type AuthedRequest = Request & { principal?: Principal };
+export type AuthedRequest = FastifyRequest & { principal?: Principal };
 
 const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i;
 const API_PATH = /^\/v\d+(\/|$)/;
@@ -29,7 +28,6 @@ const API_PATH = /^\/v\d+(\/|$)/;
 @Injectable()
 export class AuthGuard implements CanActivate {
   private readonly logger = new Logger(AuthGuard.name);
-  private readonly routeScopes = new RouteMemo<Scope[] | undefined>();
 
   constructor(
     private readonly auth: AuthService,
@@ -40,14 +38,12 @@ export class AuthGuard implements CanActivate {
   canActivate(context: ExecutionContext): boolean | Promise<boolean> {
     if (context.getType() !== 'http') return true;
     const req = context.switchToHttp().getRequest<AuthedRequest>();
-    let scopes = this.routeScopes.get(context, () =>
-      this.reflector.getAllAndOverride<Scope[] | undefined>(SCOPES_KEY, [
-        context.getHandler(),
-        context.getClass(),
-      ]),
-    );
+    let scopes = this.reflector.getAllAndOverride<Scope[] | undefined>(SCOPES_KEY, [
+      context.getHandler(),
+      context.getClass(),
+    ]);
     if (!scopes) {
-      if (!API_PATH.test(req.path)) return true;
+      if (!API_PATH.test(req.url)) return true;
       this.logger.error(
         { route: `${context.getClass().name}.${context.getHandler().name}` },
         'API route declares no scopes; treating it as admin-only',

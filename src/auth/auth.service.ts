@@ -8,7 +8,7 @@ import {
   type JWTVerifyGetKey,
   type JWTVerifyOptions,
 } from 'jose';
-import { LruCache } from '../common/lru-cache';
+import { LRUCache } from 'lru-cache';
 import { AppConfig } from '../config/config.module';
 
 export const SCOPES = ['voices:read', 'voices:write', 'admin'] as const;
@@ -58,7 +58,10 @@ const KEY_LOOKUP_TOKEN_ERRORS = [
 export class AuthService {
   private readonly secret: Uint8Array;
   private readonly jwks: JWTVerifyGetKey | null;
-  private readonly verified = new LruCache<string, Principal>(VERIFIED_TOKENS_MAX);
+  /** Each entry keeps its own deadline (never past the token's `exp`), checked against Date.now(). */
+  private readonly verified = new LRUCache<string, { principal: Principal; until: number }>({
+    max: VERIFIED_TOKENS_MAX,
+  });
 
   constructor(private readonly config: AppConfig) {
     this.secret = new TextEncoder().encode(config.AUTH_JWT_SECRET);
@@ -71,13 +74,21 @@ export class AuthService {
    * included, so a token differing from a verified one in any byte is verified on its own.
    */
   verifiedBefore(token: string): Principal | undefined {
-    return this.verified.get(token, Date.now());
+    return this.remembered(token, Date.now());
+  }
+
+  private remembered(token: string, now: number): Principal | undefined {
+    const entry = this.verified.get(token);
+    if (!entry) return undefined;
+    if (entry.until > now) return entry.principal;
+    this.verified.delete(token);
+    return undefined;
   }
 
   async verify(token: string): Promise<Principal> {
     if (token.length > MAX_TOKEN_LENGTH) throw new InvalidTokenError('token too long');
     const now = Date.now();
-    const known = this.verified.get(token, now);
+    const known = this.remembered(token, now);
     if (known) return known;
     const options: JWTVerifyOptions = {
       issuer: this.config.AUTH_ISSUER,
@@ -103,7 +114,8 @@ export class AuthService {
     const principal = principalOf(payload);
     // `exp` is a required claim, so jose has checked it is a number.
     const exp = (payload.exp as number) * 1000;
-    this.verified.set(token, principal, Math.min(exp, now + VERIFIED_TOKEN_TTL_MS), now);
+    const until = Math.min(exp, now + VERIFIED_TOKEN_TTL_MS);
+    if (until > now) this.verified.set(token, { principal, until });
     return principal;
   }
 }

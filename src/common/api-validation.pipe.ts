@@ -51,7 +51,7 @@ function copy<T extends object>(value: T): T {
   return Object.assign(Object.create(Object.getPrototypeOf(value) as object) as T, value);
 }
 
-/** Nothing sent: no value, or an object without keys (Express's query of a URL without one). */
+/** Nothing sent: no value, or an object without keys (Fastify's query of a URL without one). */
 function isEmpty(value: unknown): boolean {
   if (value === undefined || value === null) return true;
   if (typeof value !== 'object' || Array.isArray(value)) return false;

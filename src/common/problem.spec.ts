@@ -6,7 +6,6 @@ import {
   ServiceUnavailableException,
   type ArgumentsHost,
 } from '@nestjs/common';
-import { ThrottlerException } from '@nestjs/throttler';
 import { ApiError, ProblemFilter } from './problem';
 
 interface Captured {
@@ -18,9 +17,14 @@ interface Captured {
 
 function answer(exception: unknown): Captured {
   const captured: Captured = { status: 0, type: '', headers: {}, body: {} };
+  // A Fastify reply, as far as the filter uses one.
   const res = {
-    headersSent: false,
-    setHeader: (k: string, v: string) => (captured.headers[k] = v),
+    raw: { headersSent: false, writableEnded: false },
+    sent: false,
+    header(k: string, v: string) {
+      captured.headers[k] = v;
+      return this;
+    },
     status(s: number) {
       captured.status = s;
       return this;
@@ -39,9 +43,11 @@ function answer(exception: unknown): Captured {
   return captured;
 }
 
-/** body-parser's errors, as Nest hands them on: an HttpException whose cause has a `type`. */
-const fromBodyParser = (status: number, type: string, message: string) =>
-  new HttpException(message, status, { cause: Object.assign(new Error(message), { type }) });
+/** Fastify's errors, as Nest hands them on: an HttpException whose cause has a FastifyError code. */
+const fromFastify = (status: number, code: string, message: string) =>
+  new HttpException(message, status, {
+    cause: Object.assign(new Error(message), { code, statusCode: status, name: 'FastifyError' }),
+  });
 
 describe('ProblemFilter', () => {
   beforeAll(() => {
@@ -52,7 +58,7 @@ describe('ProblemFilter', () => {
     const res = answer(new ApiError(429, 'rate_limited', 'slow down', { 'Retry-After': '7' }));
     expect(res).toMatchObject({
       status: 429,
-      type: 'application/problem+json',
+      type: 'application/problem+json; charset=utf-8',
       headers: { 'Retry-After': '7' },
       body: { status: 429, code: 'rate_limited', detail: 'slow down', title: 'Too Many Requests' },
     });
@@ -63,19 +69,25 @@ describe('ProblemFilter', () => {
     ['an unknown route', new NotFoundException('Cannot GET /etc/passwd'), 404, 'not_found'],
     [
       'malformed JSON',
-      fromBodyParser(400, 'entity.parse.failed', 'Unexpected token'),
+      fromFastify(400, 'FST_ERR_CTP_INVALID_JSON_BODY', 'Unexpected token'),
+      400,
+      'malformed_json',
+    ],
+    [
+      "malformed JSON (Fastify's parser: a SyntaxError with status 400)",
+      new HttpException('Unexpected token', 400, { cause: new SyntaxError('Unexpected token') }),
       400,
       'malformed_json',
     ],
     [
       'a JSON body too large',
-      fromBodyParser(413, 'entity.too.large', 'too large'),
+      fromFastify(413, 'FST_ERR_CTP_BODY_TOO_LARGE', 'too large'),
       413,
       'payload_too_large',
     ],
     [
-      'an unsupported charset',
-      fromBodyParser(415, 'charset.unsupported', 'x'),
+      'an unsupported media type',
+      fromFastify(415, 'FST_ERR_CTP_INVALID_MEDIA_TYPE', 'Unsupported Media Type: text/x-passwd'),
       415,
       'unsupported_media_type',
     ],
@@ -85,11 +97,21 @@ describe('ProblemFilter', () => {
       400,
       'bad_request',
     ],
-    ['the throttler', new ThrottlerException(), 429, 'rate_limited'],
+    [
+      'a malformed URL',
+      fromFastify(400, 'FST_ERR_BAD_URL', "'/etc/passwd%' is not a valid url component"),
+      400,
+      'bad_request',
+    ],
+    ['a bare 429', new HttpException('Too Many Requests', 429), 429, 'rate_limited'],
     ['a validation error', new HttpException('bad', 422), 422, 'validation_failed'],
   ])('maps %s to a stable code without echoing input', (_label, exception, status, code) => {
     const res = answer(exception);
-    expect(res).toMatchObject({ status, type: 'application/problem+json', body: { status, code } });
+    expect(res).toMatchObject({
+      status,
+      type: 'application/problem+json; charset=utf-8',
+      body: { status, code },
+    });
     expect(String(res.body.detail)).not.toMatch(/passwd|Unexpected token|URI malformed/);
   });
 

@@ -7,7 +7,8 @@ import {
   NotFoundException,
   type ExceptionFilter,
 } from '@nestjs/common';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
+import type { ServerResponse } from 'node:http';
 import { isDatabaseUnavailable } from './database-errors';
 import { problemTypeUri } from './problem-types';
 
@@ -74,26 +75,59 @@ export function problemOf(status: number, code: string, detail: string): Problem
   };
 }
 
+/** A Fastify reply, or the Node response under it (for answers sent from a raw hook). */
+export type ProblemResponse = FastifyReply | ServerResponse;
+
+const PROBLEM_TYPE = 'application/problem+json; charset=utf-8';
+
 /** Answers with a problem document (extension members, such as a tool's own `error`, allowed). */
-export function sendProblem(res: Response, problem: Problem & { error?: unknown }): Response {
-  return res.status(problem.status).type('application/problem+json').send(JSON.stringify(problem));
+export function sendProblem(res: ProblemResponse, problem: Problem & { error?: unknown }): void {
+  const body = JSON.stringify(problem);
+  if (!isReply(res)) {
+    res.statusCode = problem.status;
+    res.setHeader('Content-Type', PROBLEM_TYPE);
+    res.setHeader('Content-Length', Buffer.byteLength(body));
+    res.end(body);
+    return;
+  }
+  void res.status(problem.status).type(PROBLEM_TYPE).send(body);
 }
 
-/** What body-parser and Express report, reduced to a stable code and a detail that echoes nothing. */
-const EXPRESS_ERRORS: Record<string, { code: string; detail: string }> = {
-  'entity.parse.failed': { code: 'malformed_json', detail: 'The JSON body is malformed' },
-  'entity.too.large': { code: 'payload_too_large', detail: 'The request body is too large' },
-  'entity.verify.failed': { code: 'bad_request', detail: 'The request body was refused' },
-  'encoding.unsupported': {
-    code: 'unsupported_media_type',
-    detail: 'The content encoding is not supported',
+function isReply(res: ProblemResponse): res is FastifyReply {
+  return 'raw' in res;
+}
+
+/**
+ * What Fastify's body parsing and router report (by FastifyError code, or the 400 its JSON parser
+ * gives a SyntaxError), reduced to a stable code and a detail that echoes nothing.
+ */
+const FRAMEWORK_ERRORS: Record<string, { code: string; detail: string }> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: { code: 'malformed_json', detail: 'The JSON body is malformed' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { code: 'malformed_json', detail: 'The JSON body is malformed' },
+  SyntaxError: { code: 'malformed_json', detail: 'The JSON body is malformed' },
+  FST_ERR_CTP_BODY_TOO_LARGE: {
+    code: 'payload_too_large',
+    detail: 'The request body is too large',
   },
-  'charset.unsupported': { code: 'unsupported_media_type', detail: 'The charset is not supported' },
-  'request.aborted': { code: 'bad_request', detail: 'The request was aborted' },
-  'request.size.invalid': { code: 'bad_request', detail: 'The request size does not match' },
-  'stream.encoding.set': { code: 'bad_request', detail: 'The request body could not be read' },
-  'parameters.too.many': { code: 'payload_too_large', detail: 'The body has too many parameters' },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: {
+    code: 'unsupported_media_type',
+    detail: 'The content type is not supported',
+  },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: {
+    code: 'bad_request',
+    detail: 'The request size does not match',
+  },
+  FST_ERR_BAD_URL: { code: 'bad_request', detail: 'The URL is not valid percent-encoding' },
 };
+
+/** The problem for an error Fastify's router raises before any hook or handler (a malformed URL). */
+export function frameworkProblem(error: { statusCode?: number; code?: string }): Problem {
+  const status = error.statusCode !== undefined && error.statusCode >= 400 ? error.statusCode : 400;
+  const known = frameworkError(error);
+  return known
+    ? problemOf(status, known.code, known.detail)
+    : problemOf(status, codeForStatus(status), titleOf(status));
+}
 
 /**
  * One error shape for every route: application/problem+json with a stable code. Unknown errors
@@ -106,11 +140,12 @@ export class ProblemFilter implements ExceptionFilter {
   private readonly logger = new Logger(ProblemFilter.name);
 
   catch(exception: unknown, host: ArgumentsHost): void {
-    const res = host.switchToHttp().getResponse<Response>();
+    const res = host.switchToHttp().getResponse<ProblemResponse>();
     const problem = this.problemFor(exception);
-    if (res.headersSent) {
+    const raw = isReply(res) ? res.raw : res;
+    if (raw.headersSent || (isReply(res) && res.sent)) {
       // Too late for a problem document; end the response so the client is not left waiting.
-      if (!res.writableEnded) res.end();
+      if (!raw.writableEnded) raw.end();
       return;
     }
     const headers =
@@ -119,7 +154,10 @@ export class ProblemFilter implements ExceptionFilter {
         : problem.status === 503
           ? { 'Retry-After': '2' }
           : {};
-    for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+    for (const [k, v] of Object.entries(headers)) {
+      if (isReply(res)) void res.header(k, v);
+      else res.setHeader(k, v);
+    }
     sendProblem(res, problem);
   }
 
@@ -134,7 +172,7 @@ export class ProblemFilter implements ExceptionFilter {
         this.logger.warn({ err: exception }, 'server error');
         return problemOf(status, CODE_BY_STATUS[status] ?? 'internal_error', titleOf(status));
       }
-      const known = expressError(exception.cause);
+      const known = frameworkError(exception.cause);
       if (known) return problemOf(status, known.code, known.detail);
       if (exception instanceof NotFoundException && isRouterNotFound(exception)) {
         return problemOf(404, 'not_found', 'No such route');
@@ -144,7 +182,7 @@ export class ProblemFilter implements ExceptionFilter {
       }
       return problemOf(status, CODE_BY_STATUS[status] ?? 'error', detailOf(exception));
     }
-    const known = expressError(exception);
+    const known = frameworkError(exception);
     if (known && isClientStatus(exception)) {
       return problemOf(exception.status, known.code, known.detail);
     }
@@ -178,9 +216,11 @@ function isRouterNotFound(exception: NotFoundException): boolean {
   return /^Cannot [A-Z]+ /.test(exception.message);
 }
 
-function expressError(e: unknown): { code: string; detail: string } | undefined {
-  if (typeof e !== 'object' || e === null || !('type' in e)) return undefined;
-  return typeof e.type === 'string' ? EXPRESS_ERRORS[e.type] : undefined;
+function frameworkError(e: unknown): { code: string; detail: string } | undefined {
+  if (typeof e !== 'object' || e === null) return undefined;
+  if ('code' in e && typeof e.code === 'string' && e.code in FRAMEWORK_ERRORS)
+    return FRAMEWORK_ERRORS[e.code];
+  return e instanceof SyntaxError ? FRAMEWORK_ERRORS.SyntaxError : undefined;
 }
 
 function isClientStatus(e: unknown): e is { status: number } {

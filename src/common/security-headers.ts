@@ -1,5 +1,7 @@
-import helmet from 'helmet';
-import { constantHeaders, type HttpMiddleware } from './constant-headers';
+import fastifyHelmet from '@fastify/helmet';
+import type { FastifyInstance } from 'fastify';
+import helmet, { type HelmetOptions } from 'helmet';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /**
  * Paths that only ever answer JSON (or Prometheus text): the versioned API, including its
@@ -10,8 +12,8 @@ import { constantHeaders, type HttpMiddleware } from './constant-headers';
 const API_PATH = /^\/(v\d+\/|health(\/|$|\?)|metrics($|\?))/i;
 /** The authenticated API (every route under /v1 needs a token). */
 const AUTHENTICATED_PATH = /^\/v\d+\//i;
-// Case-insensitive like Express' routing (its default): /V1/voices reaches the same controller and
-// must get the same headers.
+// Case-insensitive although routes are not: /V1/voices is no route, and its 404 gets the same
+// headers as the API's own answers.
 
 /**
  * Headers that matter for a response no browser renders as a page, as the OWASP REST Security
@@ -21,7 +23,7 @@ const AUTHENTICATED_PATH = /^\/v\d+\//i;
  * IE download and XSS-filter switches, Flash cross-domain policies) govern browsing contexts that
  * JSON never creates, so API answers leave them out: half the headers on every call.
  */
-const API_HEADERS = helmet({
+export const API_HEADERS: HelmetOptions = {
   contentSecurityPolicy: {
     useDefaults: false,
     directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
@@ -33,10 +35,10 @@ const API_HEADERS = helmet({
   xDownloadOptions: false,
   xPermittedCrossDomainPolicies: false,
   xXssProtection: false,
-});
+};
 
 /** helmet's defaults, for pages: Swagger UI and Bull Board. */
-const DOCUMENT_HEADERS = helmet({
+export const DOCUMENT_HEADERS: HelmetOptions = {
   contentSecurityPolicy: {
     useDefaults: true,
     directives: {
@@ -45,18 +47,42 @@ const DOCUMENT_HEADERS = helmet({
       upgradeInsecureRequests: null,
     },
   },
-});
+};
 
-/** The security headers of every response, recorded once per kind (see constantHeaders). */
-export function securityHeaders(): HttpMiddleware {
-  const api = constantHeaders(API_HEADERS);
-  const documents = constantHeaders(DOCUMENT_HEADERS);
-  return (req, res, next) => {
-    const url = req.url ?? '';
-    // A user's voices and an admin's views must never sit in a browser's or a proxy's cache,
-    // where the next user of the machine or the proxy could read them. ETags still answer 304 to
-    // a client that sends If-None-Match itself.
-    if (AUTHENTICATED_PATH.test(url)) res.setHeader('Cache-Control', 'no-store');
-    (API_PATH.test(url) ? api : documents)(req, res, next);
-  };
+const profileOf = (url: string): HelmetOptions =>
+  API_PATH.test(url) ? API_HEADERS : DOCUMENT_HEADERS;
+
+/**
+ * A user's voices and an admin's views must never sit in a browser's or a proxy's cache, where
+ * the next user of the machine or the proxy could read them. Set on the Node response, so answers
+ * a hook or the error handler sends carry it too.
+ */
+function noStore(url: string, res: ServerResponse): void {
+  if (AUTHENTICATED_PATH.test(url)) res.setHeader('Cache-Control', 'no-store');
+}
+
+/**
+ * The security headers of every response, by @fastify/helmet: the API set or the document set,
+ * chosen by path (unmatched paths included, so a 404 gets the set of what it would have been).
+ * Registered before the routes: its hook runs for every request the router sees.
+ */
+export async function registerSecurityHeaders(fastify: FastifyInstance): Promise<void> {
+  // Not global: the one hook below picks the profile for each request.
+  await fastify.register(fastifyHelmet, { global: false });
+  fastify.addHook('onRequest', (req, reply, done) => {
+    const url = req.raw.url ?? '';
+    noStore(url, reply.raw);
+    reply.helmet(profileOf(url));
+    done();
+  });
+}
+
+/**
+ * The same headers for what the router refuses before any hook runs (a malformed URL, an
+ * over-long parameter): Fastify's frameworkErrors handler has no reply decorated by the plugin.
+ */
+export function frameworkErrorHeaders(req: IncomingMessage, res: ServerResponse): void {
+  const url = req.url ?? '';
+  noStore(url, res);
+  helmet(profileOf(url))(req, res, () => undefined);
 }

@@ -9,7 +9,7 @@ import {
 import { ApiProblems, rateLimitHeaders } from '../common/api-responses';
 import { RequireScopes } from '../auth/auth.guard';
 import { ApiError } from '../common/problem';
-import { RateLimited } from '../common/rate-limit';
+import { RateLimited } from '../auth/rate-limit';
 import { ProviderRegistry } from '../providers/provider-registry';
 import { CapacityService } from '../slots/capacity.service';
 import { CloneBudgetService } from '../slots/clone-budget.service';

@@ -1,7 +1,7 @@
 import { context, trace } from '@opentelemetry/api';
-import type { NextFunction, Request, Response } from 'express';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { MetricsService } from './metrics.service';
-import { QUEUE_BOARD_ROUTE } from './queue-board.constants';
+import { isQueueBoardPath, QUEUE_BOARD_ROUTE } from './queue-board.constants';
 
 /** Label of requests no route matched (404s, scanners): one series, whatever the URL. */
 const UNMATCHED = 'unmatched';
@@ -10,24 +10,28 @@ const TRACKED = Symbol('http-metrics-tracked');
 /**
  * Counts and times every HTTP request by the route pattern it matched (`/v1/voices/:id`, never
  * the raw URL, so the series stay bounded), and names the request's server span after the route.
- * Plain Express middleware mounted before everything else (bootstrap.ts), so requests refused by
- * a guard (401/403) or a body parser count too. Tools mounted beside Nest's routes (Bull Board)
- * mount it again in front of themselves, which counts nothing twice.
+ * A Fastify request hook added before everything else (bootstrap.ts), so requests refused by a
+ * guard (401/403) or the body parser count too. The queue board adds it again for its own paths
+ * (queue-board.module.ts), which counts nothing twice.
  */
-export function httpMetrics(metrics: MetricsService) {
-  return (req: Request, res: Response, next: NextFunction): void => {
-    trackHttpRequest(metrics, req, res);
-    next();
-  };
+export function httpMetrics(fastify: FastifyInstance, metrics: MetricsService): void {
+  fastify.addHook('onRequest', (req, reply, done) => {
+    trackHttpRequest(metrics, req, reply);
+    done();
+  });
 }
 
-function trackHttpRequest(metrics: MetricsService, req: Request, res: Response): void {
-  const marked = res as Response & { [TRACKED]?: true };
-  if (marked[TRACKED]) return;
-  marked[TRACKED] = true;
+export function trackHttpRequest(
+  metrics: MetricsService,
+  req: FastifyRequest,
+  reply: FastifyReply,
+): void {
+  const res = reply.raw as FastifyReply['raw'] & { [TRACKED]?: true };
+  if (res[TRACKED]) return;
+  res[TRACKED] = true;
   const started = performance.now();
   // The request's server span when tracing is on: this runs inside the HTTP instrumentation's
-  // context, before any route is known.
+  // context, before any handler.
   const span = trace.getSpan(context.active());
   let recorded = false;
   const record = (status: number) => {
@@ -47,8 +51,8 @@ function trackHttpRequest(metrics: MetricsService, req: Request, res: Response):
   res.once('close', () => record(res.writableFinished ? res.statusCode : 499));
 }
 
-function routeOf(req: Request): string {
-  if (req.originalUrl.startsWith(QUEUE_BOARD_ROUTE)) return `${QUEUE_BOARD_ROUTE}/*`;
-  const path: unknown = (req.route as { path?: unknown } | undefined)?.path;
-  return typeof path === 'string' ? `${req.baseUrl}${path}` : UNMATCHED;
+function routeOf(req: FastifyRequest): string {
+  if (isQueueBoardPath(req.url)) return `${QUEUE_BOARD_ROUTE}/*`;
+  if (req.is404) return UNMATCHED;
+  return req.routeOptions.url ?? UNMATCHED;
 }

@@ -1,6 +1,6 @@
 import { Controller, Get, Res } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import { MetricsService } from './metrics.service';
 
 @ApiExcludeController()
@@ -9,10 +9,10 @@ export class MetricsController {
   constructor(private readonly metrics: MetricsService) {}
 
   @Get()
-  async scrape(@Res({ passthrough: true }) res: Response): Promise<string> {
+  async scrape(@Res({ passthrough: true }) res: FastifyReply): Promise<string> {
     const text = await this.metrics.render();
     // The registry's own content type (the exposition format version it writes), not a copy.
-    res.setHeader('Content-Type', this.metrics.registry.contentType);
+    void res.header('Content-Type', this.metrics.registry.contentType);
     return text;
   }
 }

@@ -1,5 +1,5 @@
 import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
-import { LruCache } from '../common/lru-cache';
+import { LRUCache } from 'lru-cache';
 import type { Voice } from './voice';
 import { VoiceEventsListener } from './voice-events.listener';
 import { VoiceRepository } from './voice.repository';
@@ -32,7 +32,10 @@ export type ReadTicket = number | null;
 @Injectable()
 export class ReadyVoiceCache implements OnModuleInit {
   private readonly logger = new Logger(ReadyVoiceCache.name);
-  private readonly entries = new LruCache<string, Voice>(MAX_ENTRIES);
+  /** Each entry with its deadline, checked against the caller's clock (one Date.now() a request). */
+  private readonly entries = new LRUCache<string, { voice: Voice; until: number }>({
+    max: MAX_ENTRIES,
+  });
   private generation = 0;
   private nextListenAttempt = 0;
 
@@ -53,8 +56,14 @@ export class ReadyVoiceCache implements OnModuleInit {
    * anything else (unknown, another user's, no longer ready) is for Postgres to answer.
    */
   get(id: string, userId: string, now: number): Voice | undefined {
-    const voice = this.entries.get(id, now);
-    return voice && voice.userId === userId && voice.status === 'ready' ? voice : undefined;
+    const entry = this.entries.get(id);
+    if (!entry) return undefined;
+    if (entry.until <= now) {
+      this.entries.delete(id);
+      return undefined;
+    }
+    const { voice } = entry;
+    return voice.userId === userId && voice.status === 'ready' ? voice : undefined;
   }
 
   /** Call before reading the voice whose result may be cached; null while nothing may be. */
@@ -74,7 +83,7 @@ export class ReadyVoiceCache implements OnModuleInit {
   fill(voice: Voice, ticket: ReadTicket, now: number): void {
     if (ticket === null || ticket !== this.generation || !this.listener.listening) return;
     if (voice.status !== 'ready') return;
-    this.entries.set(voice.id, voice, now + READY_VOICE_MAX_AGE_MS, now);
+    this.entries.set(voice.id, { voice, until: now + READY_VOICE_MAX_AGE_MS });
   }
 
   private invalidate(voiceId: string): void {

@@ -19,12 +19,12 @@ import {
   ApiOperation,
   ApiTags,
 } from '@nestjs/swagger';
-import type { Request, Response } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ApiIdempotencyKey, ApiProblems, rateLimitHeaders } from '../common/api-responses';
 import { CurrentUser, RequireScopes } from '../auth/auth.guard';
 import type { Principal } from '../auth/auth.service';
 import { ApiError } from '../common/problem';
-import { RateLimit, RateLimited } from '../common/rate-limit';
+import { RateLimit, RateLimited } from '../auth/rate-limit';
 import {
   ActivateQuery,
   ListVoicesQuery,
@@ -78,12 +78,18 @@ export class VoicesController {
   @ApiProblems(400, 408, 409, 413, 415, 422, 503)
   async uploadVoice(
     @CurrentUser() user: Principal,
-    @Req() req: Request,
-    @Res({ passthrough: true }) res: Response,
+    @Req() req: FastifyRequest,
+    @Res({ passthrough: true }) res: FastifyReply,
   ): Promise<VoiceDto> {
-    const key = req.header('idempotency-key');
-    const result = await this.uploads.upload(user.userId, req.headers, req, key);
-    if (result.replayed) res.setHeader('Idempotent-Replayed', 'true');
+    const key = req.headers['idempotency-key'];
+    // The multipart body is left unread by Fastify (bootstrap.ts) and streamed from the socket.
+    const result = await this.uploads.upload(
+      user.userId,
+      req.headers,
+      req.raw,
+      Array.isArray(key) ? key.join(', ') : key,
+    );
+    if (result.replayed) void res.header('Idempotent-Replayed', 'true');
     return result.response;
   }
 
@@ -135,10 +141,10 @@ export class VoicesController {
     @CurrentUser() user: Principal,
     @Param('id', uuidPipe) id: string,
     @Query() query: ActivateQuery,
-    @Res({ passthrough: true }) res: Response,
+    @Res({ passthrough: true }) res: FastifyReply,
   ): Promise<VoiceDto> {
     const result = await this.activation.activate(user.userId, id, query.waitSeconds ?? 0);
-    res.status(result.ready ? 200 : 202);
+    void res.status(result.ready ? 200 : 202);
     return toVoiceDto(result.voice, result.queue);
   }
 

@@ -23,7 +23,7 @@ import { ApiProblems, rateLimitHeaders } from '../common/api-responses';
 import { CurrentUser, RequireScopes } from '../auth/auth.guard';
 import type { Principal } from '../auth/auth.service';
 import { ApiError } from '../common/problem';
-import { RateLimited } from '../common/rate-limit';
+import { RateLimited } from '../auth/rate-limit';
 import { AppConfig } from '../config/config.module';
 import { LongPollGate } from '../voice/long-poll.gate';
 import { parseEventId, VoiceEventStreamService } from './voice-event-stream.service';

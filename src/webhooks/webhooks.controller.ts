@@ -22,7 +22,7 @@ import {
 import { ApiProblems } from '../common/api-responses';
 import { RequireScopes } from '../auth/auth.guard';
 import { ApiError } from '../common/problem';
-import { RateLimited } from '../common/rate-limit';
+import { RateLimited } from '../auth/rate-limit';
 import { AppConfig } from '../config/config.module';
 import { checkWebhookUrl } from './webhook-url';
 import {
