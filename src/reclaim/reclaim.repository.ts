@@ -43,6 +43,16 @@ export interface VictimSnapshot {
   cached: boolean;
 }
 
+/** readState's one row; the json columns are null when empty. */
+interface StateRow {
+  slots: number;
+  held: number;
+  now_ms: number;
+  event_id: string;
+  waiting: { id: string; cloned_before: boolean; queued_ms: number }[] | null;
+  changed: HeldRow[] | null;
+}
+
 /** What markChosen applied, and how many chosen voices had changed since they were read. */
 export interface MarkOutcome {
   victims: Victim[];
@@ -178,37 +188,63 @@ export class ReclaimRepository {
   ): Promise<VictimSnapshot> {
     const cache = this.held.get(provider);
     const reuse = !opts.fresh && cache !== undefined && Date.now() - cache.filledAt < FULL_READ_MS;
-    const [held, queued, counts] = await Promise.all([
-      reuse ? this.readChanges(provider, cache) : this.readHeld(provider),
-      this.ds.query<{ id: string; cloned_before: boolean; queued_ms: number }[]>(
-        `SELECT id, ready_at IS NOT NULL AS cloned_before,
-                (EXTRACT(EPOCH FROM queued_at) * 1000)::float8 AS queued_ms
-           FROM voices WHERE provider = $1 AND status = 'queued'
-          ORDER BY fair_tag, queued_at, id LIMIT $2`,
-        [provider, waiting],
-      ),
-      this.ds.query<{ slots: number; held: number; now_ms: number }[]>(
-        `SELECT COALESCE(LEAST(configured_limit, account_limit), configured_limit, account_limit, 0)
-                  - foreign_count AS slots,
-                held_slots($1) AS held, (EXTRACT(EPOCH FROM now()) * 1000)::float8 AS now_ms
-           FROM providers WHERE name = $1`,
-        [provider],
-      ),
+    // From memory, one statement reads the rest and the changes; a full read runs beside it.
+    const [state, full] = await Promise.all([
+      this.readState(provider, waiting, reuse ? cache.eventId : null),
+      reuse ? undefined : this.readHeld(provider),
     ]);
-    const c = counts[0];
+    const held = full ?? this.applyChanges(provider, cache!, state);
     const voices = [...held.voices.values()];
     return {
-      now: c.now_ms,
-      slots: c.slots,
-      busy: Math.max(0, c.held - voices.length),
+      now: state.now_ms,
+      slots: state.slots,
+      busy: Math.max(0, state.held - voices.length),
       held: voices,
-      waiting: queued.map((q) => ({
+      waiting: (state.waiting ?? []).map((q) => ({
         id: q.id,
         clonedBefore: q.cloned_before,
         queuedAt: q.queued_ms,
       })),
       cached: reuse,
     };
+  }
+
+  /**
+   * In one round trip: the slots, the held count, the clock, the first `waiting` queued voices in
+   * fair order and, `since` an event id, every voice named by an event after it (and a few ids
+   * before it) as it is now, with whether it is still one of the provider's ready voices.
+   */
+  private async readState(
+    provider: ProviderName,
+    waiting: number,
+    since: string | null,
+  ): Promise<StateRow> {
+    const [row] = await this.ds.query<StateRow[]>(
+      `SELECT COALESCE(LEAST(configured_limit, account_limit), configured_limit, account_limit, 0)
+                - foreign_count AS slots,
+              held_slots($1) AS held, (EXTRACT(EPOCH FROM now()) * 1000)::float8 AS now_ms,
+              (SELECT COALESCE(max(id), 0)::text FROM voice_events) AS event_id,
+              (SELECT json_agg(json_build_object('id', q.id, 'cloned_before', q.cloned_before,
+                                                 'queued_ms', q.queued_ms)
+                               ORDER BY q.fair_tag, q.queued_at, q.id)
+                 FROM (SELECT id, fair_tag, queued_at, ready_at IS NOT NULL AS cloned_before,
+                              (EXTRACT(EPOCH FROM queued_at) * 1000)::float8 AS queued_ms
+                         FROM voices WHERE provider = $1 AND status = 'queued'
+                        ORDER BY fair_tag, queued_at, id LIMIT $2) q) AS waiting,
+              CASE WHEN $3::bigint IS NOT NULL THEN
+                (SELECT json_agg(json_build_object(
+                          'id', v.id, 'tid', v.tid, 'lease_ms', v.lease_ms, 'used_ms', v.used_ms,
+                          'ready_ms', v.ready_ms, 'first_ms', v.first_ms, 'use_count', v.use_count,
+                          'session_count', v.session_count, 'held', v.held))
+                   FROM (SELECT ${HELD_COLUMNS}, (v.provider = $1 AND v.status = 'ready') AS held
+                           FROM (SELECT DISTINCT voice_id FROM voice_events
+                                  WHERE id > $3::bigint - $4) ch
+                           JOIN voices v ON v.id = ch.voice_id) v)
+              END AS changed
+         FROM providers WHERE name = $1`,
+      [provider, waiting, since, EVENT_TRAIL],
+    );
+    return row;
   }
 
   /** Every ready voice of the provider, and the last event id at the same moment. */
@@ -231,30 +267,17 @@ export class ReclaimRepository {
   }
 
   /**
-   * The cache brought up to date: every voice named by an event since the last read (and a few
-   * ids before it) is read again, kept if it is still one of the provider's ready voices and
-   * dropped otherwise.
+   * The cache brought up to date by readState's changes: a voice named by an event is kept if it
+   * is still one of the provider's ready voices, and dropped otherwise.
    */
-  private async readChanges(provider: ProviderName, cache: HeldCache): Promise<HeldCache> {
-    const rows = await this.ds.query<(HeldRow & { event_id: string })[]>(
-      `WITH w AS (SELECT COALESCE(max(id), 0)::text AS event_id FROM voice_events),
-            ch AS (SELECT DISTINCT voice_id FROM voice_events WHERE id > $2::bigint - $3)
-       SELECT ${HELD_COLUMNS}, (v.provider = $1 AND v.status = 'ready') AS held, w.event_id
-         FROM w LEFT JOIN (ch JOIN voices v ON v.id = ch.voice_id) ON true`,
-      [provider, cache.eventId, EVENT_TRAIL],
-    );
+  private applyChanges(provider: ProviderName, cache: HeldCache, state: StateRow): HeldCache {
     // Replaced, not edited: a snapshot handed out earlier keeps the voices it was given.
     const voices = new Map(cache.voices);
-    for (const r of rows) {
-      if (r.id === null) continue;
+    for (const r of state.changed ?? []) {
       if (r.held) voices.set(r.id, toSnapshotVoice(r));
       else voices.delete(r.id);
     }
-    const next: HeldCache = {
-      voices,
-      eventId: rows[0]?.event_id ?? cache.eventId,
-      filledAt: cache.filledAt,
-    };
+    const next: HeldCache = { voices, eventId: state.event_id, filledAt: cache.filledAt };
     if (this.held.get(provider) === cache) this.held.set(provider, next);
     return next;
   }
