@@ -252,4 +252,24 @@ describe('reclaim victims from a cached snapshot', () => {
     expect(byId(cached)).toEqual(byId(full));
     expect(cached.held.map((h) => h.id).sort()).toEqual([ids[1], ids[2], joined.voiceId].sort());
   });
+
+  it('refuses a chosen voice whose row at the same address no longer shows what the decision saw', async () => {
+    const ids = await fullPoolWithBacklog(1);
+    const reclaim = new ReclaimRepository(ds);
+    const [held] = (await reclaim.snapshot('elevenlabs', 50)).held;
+    expect(held.id).toBe(ids[0]);
+    // The same address and id (a line pointer reused by a later version of the row), but the
+    // decision read another lease, last use or readiness than the row holds now.
+    const as = (voice: Partial<typeof held.voice>) => [
+      { ...held, voice: { ...held.voice, ...voice } },
+    ];
+    const cap = { mode: 'backlog', ...UNLIMITED_CLONES } as const;
+    for (const seen of [
+      as({ leaseExpiresAt: held.voice.readyAt }),
+      as({ lastUsedAt: held.voice.lastUsedAt - 1 }),
+      as({ readyAt: held.voice.readyAt - 1 }),
+    ])
+      expect(await reclaim.markChosen('elevenlabs', seen, cap)).toEqual({ victims: [], stale: 1 });
+    expect((await reclaim.markChosen('elevenlabs', [held], cap)).victims).toHaveLength(1);
+  });
 });
