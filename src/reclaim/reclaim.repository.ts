@@ -56,7 +56,10 @@ interface StateRow {
 /** What markChosen applied, and how many chosen voices had changed since they were read. */
 export interface MarkOutcome {
   victims: Victim[];
-  /** Chosen voices no longer as read (gone, not ready, used, leased or re-cloned since). */
+  /**
+   * Chosen voices the need allowed but the mark could not take: no longer as read (gone, not
+   * ready, used, leased or re-cloned since) or locked by another replica's mark.
+   */
   stale: number;
 }
 
@@ -124,7 +127,7 @@ const AS_READ = `v.ctid = c.tid AND v.id = c.id AND v.provider = $1 AND v.status
  * The end of both victim statements: the voices in `picked` (id and address, locked) become
  * `reclaiming` under a new fencing token, each with its event, and are announced like every other
  * status change, so replicas drop them from their ready-voice caches (src/voice/ready-voice.cache.ts).
- * The one row of `s` (how many chosen voices were stale) comes back even when nothing was marked.
+ * The need (one row of `want`) comes back even when nothing was marked.
  * `mode` is one of two literals, never outside input.
  */
 function markReclaiming(mode: 'idle' | 'backlog'): string {
@@ -136,9 +139,9 @@ function markReclaiming(mode: 'idle' | 'backlog'): string {
            INSERT INTO voice_events (voice_id, type, reason, from_status, to_status, metadata)
            SELECT id, 'reclaiming', 'idle_reclaim', 'ready', 'reclaiming',
                   jsonb_build_object('mode', '${mode}', 'lastUsedAt', last_used_at) FROM u)
-         SELECT s.stale, u.id, u.fencing_token, u.remote_voice_id,
+         SELECT want.n AS need, u.id, u.fencing_token, u.remote_voice_id,
                 CASE WHEN u.id IS NOT NULL THEN pg_notify('voice_status', u.id::text || ':reclaiming') END
-           FROM s LEFT JOIN u ON true`;
+           FROM want LEFT JOIN u ON true`;
 }
 
 function toVictim(r: {
@@ -303,7 +306,7 @@ export class ReclaimRepository {
     if (!chosen.length) return { victims: [], stale: 0 };
     const backlog = cap.mode === 'backlog';
     const rows: {
-      stale: number;
+      need: number | null;
       id: string | null;
       fencing_token: string;
       remote_voice_id: string | null;
@@ -318,8 +321,6 @@ export class ReclaimRepository {
             WHERE ${AS_READ}
             ORDER BY c.ord
             LIMIT GREATEST(0, COALESCE((SELECT n FROM want), 0)) FOR UPDATE OF v SKIP LOCKED),
-         s AS (SELECT count(*)::int AS stale FROM c
-                WHERE NOT EXISTS (SELECT 1 FROM voices v WHERE ${AS_READ})),
          ${markReclaiming(cap.mode)}`,
       [
         provider,
@@ -334,12 +335,13 @@ export class ReclaimRepository {
         chosen.map((v) => v.voice.readyAt),
       ],
     );
-    const stale = rows[0]?.stale ?? 0;
+    const victims = rows.flatMap((r) => (r.id === null ? [] : [toVictim({ ...r, id: r.id })]));
+    // Fewer taken than the need allowed of those offered: the others had changed since they were
+    // read (or another replica holds them, which a fresh read sees too).
+    const need = Math.max(0, rows[0]?.need ?? 0);
+    const stale = Math.max(0, Math.min(chosen.length, need) - victims.length);
     if (stale > 0) this.forget(provider);
-    return {
-      victims: rows.flatMap((r) => (r.id === null ? [] : [toVictim({ ...r, id: r.id })])),
-      stale,
-    };
+    return { victims, stale };
   }
 
   /** markChosen's victims alone. */
