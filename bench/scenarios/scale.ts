@@ -193,6 +193,12 @@ export async function scale(
     }),
     info(
       'scale',
+      'victim choice split: snapshot, decide (the pure policy), locked mark',
+      db.victimPhasesMs.snapshot.p95,
+      `${phases(db.victimPhasesMs)}; ${db.victimFullReads} full reads of the ready voices`,
+    ),
+    info(
+      'scale',
       'claim of 1 (one slot freed), p50 / p95',
       db.claimOneMs.p50,
       `${db.claimOneMs.p50} ms / ${db.claimOneMs.p95} ms`,
