@@ -52,6 +52,35 @@ const VICTIMS = {
 const pickVictims = async (reclaim: ReclaimRepository) =>
   (await chooseVictims(reclaim, 'elevenlabs', VICTIMS)).victims;
 
+/**
+ * The repository with its two statements timed, so a victim choice splits into snapshot, the
+ * policy's decision (the rest) and the locked mark: the tail is found where it is. Times add up
+ * over a choice (a stale cached snapshot is read and marked again).
+ */
+class TimedReclaimRepository extends ReclaimRepository {
+  snapshotMs = 0;
+  markMs = 0;
+  fullReads = 0;
+  override async snapshot(...args: Parameters<ReclaimRepository['snapshot']>) {
+    const t = performance.now();
+    try {
+      const snap = await super.snapshot(...args);
+      if (!snap.cached) this.fullReads++;
+      return snap;
+    } finally {
+      this.snapshotMs += performance.now() - t;
+    }
+  }
+  override async markChosen(...args: Parameters<ReclaimRepository['markChosen']>) {
+    const t = performance.now();
+    try {
+      return await super.markChosen(...args);
+    } finally {
+      this.markMs += performance.now() - t;
+    }
+  }
+}
+
 /** Records the SQL a repository sends, so EXPLAIN runs exactly what the service runs. */
 class CaptureLogger implements Logger {
   recording = false;
@@ -95,7 +124,7 @@ export async function scale(
   const db = await databaseAtScale(queued, total, reps);
   progress(
     `scale: claim p50 ${db.claimMs.p50} ms / p95 ${db.claimMs.p95} ms; victims p50 ${db.victimsMs.p50} ms / ` +
-      `p95 ${db.victimsMs.p95} ms; activation (ready) p50 ${db.activation.readyMs.p50} ms, ` +
+      `p95 ${db.victimsMs.p95} ms / p99 ${db.victimsMs.p99} ms (${phases(db.victimPhasesMs)}; ${db.victimFullReads} full reads); activation (ready) p50 ${db.activation.readyMs.p50} ms, ` +
       `(queued, last place) p50 ${db.activation.queuedMs.p50} ms`,
   );
   const memory = await workerMemory(warmBatch, batch);
@@ -166,6 +195,12 @@ export async function scale(
     }),
     info(
       'scale',
+      'victim choice split: snapshot, decide (the pure policy), locked mark',
+      db.victimPhasesMs.snapshot.p95,
+      `${phases(db.victimPhasesMs)}; ${db.victimFullReads} full reads of the ready voices`,
+    ),
+    info(
+      'scale',
       'claim of 1 (one slot freed), p50 / p95',
       db.claimOneMs.p50,
       `${db.claimOneMs.p50} ms / ${db.claimOneMs.p95} ms`,
@@ -214,6 +249,11 @@ export async function scale(
     checks,
   };
 }
+
+const phases = (split: Record<string, Distribution>) =>
+  Object.entries(split)
+    .map(([name, d]) => `${name} ${d.p50}/${d.p95}/${d.p99}`)
+    .join(', ') + ' ms p50/p95/p99';
 
 const label = (n: number) => (n >= 1_000_000 ? `${n / 1_000_000}M` : `${n / 1000}k`);
 
@@ -277,7 +317,7 @@ async function databaseAtScale(queued: number, total: number, reps: number) {
     await ds.initialize();
     const slots = new SlotsRepository(ds);
     const claimRepo = new ClaimRepository(ds);
-    const reclaim = new ReclaimRepository(ds);
+    const reclaim = new TimedReclaimRepository(ds);
     const voices = new VoiceRepository(ds);
 
     // The floor on this machine: transactions of the same shape (5 round trips, one row written
@@ -343,8 +383,15 @@ async function databaseAtScale(queued: number, total: number, reps: number) {
       ).map((r) => r.id),
     );
     progress(`scale: ${reps} victim choices among ${READY} ready voices`);
+    // Back to ready with the event every status change writes, as the replica's cache of ready
+    // voices (ReclaimRepository.snapshot) expects: a silent edit would leave it stale.
     const restore = async (ids: string[]) => {
-      await ds.query(`UPDATE voices SET status = 'ready' WHERE id = ANY($1::uuid[])`, [ids]);
+      await ds.query(
+        `WITH r AS (UPDATE voices SET status = 'ready' WHERE id = ANY($1::uuid[]) RETURNING id)
+         INSERT INTO voice_events (voice_id, type, reason, from_status, to_status)
+         SELECT id, 'ready', 'remote_created', 'reclaiming', 'ready' FROM r`,
+        [ids],
+      );
     };
     let picks: string[] = [];
     let victimChoices = 0;
@@ -357,16 +404,34 @@ async function databaseAtScale(queued: number, total: number, reps: number) {
       victims += ids.length;
       leasedVictims += ids.filter((id) => leased.has(id)).length;
     };
+    const phaseMs = { total: [] as number[], snapshot: [] as number[], mark: [] as number[] };
     const victimsMs = await timed(
       reps,
       async () => {
+        [reclaim.snapshotMs, reclaim.markMs] = [0, 0];
+        const t = performance.now();
         picks = (await pickVictims(reclaim)).map((v) => v.voiceId);
+        phaseMs.total.push(performance.now() - t);
+        phaseMs.snapshot.push(reclaim.snapshotMs);
+        phaseMs.mark.push(reclaim.markMs);
         recordVictims(picks);
       },
       () => restore(picks),
     );
-    // The marked voices must be the policy module's own choice on the same state.
-    const snap = await reclaim.snapshot('elevenlabs', VICTIMS.max);
+    // The warm-up runs (the first three) are left out, as timed() leaves them out of the total.
+    const [snapshotMs, markMs] = [phaseMs.snapshot.slice(3), phaseMs.mark.slice(3)];
+    const victimPhasesMs = {
+      snapshot: distribution(snapshotMs, 2),
+      decide: distribution(
+        phaseMs.total.slice(3).map((t, i) => t - snapshotMs[i] - markMs[i]),
+        2,
+      ),
+      mark: distribution(markMs, 2),
+    };
+    const victimFullReads = reclaim.fullReads;
+    // The marked voices must be the policy module's own choice on the same state, read in full
+    // by a repository with nothing cached.
+    const snap = await new ReclaimRepository(ds).snapshot('elevenlabs', VICTIMS.max);
     const expected = decide('service', {
       now: snap.now,
       slots: snap.slots,
@@ -433,6 +498,8 @@ async function databaseAtScale(queued: number, total: number, reps: number) {
       claimMs,
       claimOneMs,
       victimsMs,
+      victimPhasesMs,
+      victimFullReads,
       activation: { readyMs, queuedMs, lastQueuePosition: position?.position ?? null },
       correctness: {
         claims,

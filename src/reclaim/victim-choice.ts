@@ -6,7 +6,7 @@ import {
   type PolicyName,
   type ProtectionRules,
 } from '../policy/reclaim-policy';
-import type { ReclaimRepository, Victim } from './reclaim.repository';
+import type { ReclaimRepository, Victim, VictimSnapshot } from './reclaim.repository';
 
 export interface VictimChoice {
   victims: Victim[];
@@ -21,6 +21,9 @@ export interface VictimChoice {
  * the provider-locked statement applies its choice atomically, taking no more than the backlog
  * still needs and no voice whose state changed since the snapshot. The rules that protect users
  * (activation lease, minimum residency, idle threshold, the clone budget) live in the policy only.
+ * A snapshot from the repository's memory that proves stale (a chosen voice changed since it was
+ * read) is decided once more on a full read; the backlog's need, counted under the lock, already
+ * counts the first attempt's victims, so the second takes only what is still missing.
  */
 export async function chooseVictims(
   repo: ReclaimRepository,
@@ -33,7 +36,30 @@ export async function chooseVictims(
     policy?: PolicyName;
   },
 ): Promise<VictimChoice> {
-  const snap = await repo.snapshot(provider, opts.max);
+  let snap = await repo.snapshot(provider, opts.max);
+  let choice = await decideAndMark(repo, provider, snap, opts, opts.max);
+  const victims = [...choice.victims];
+  if (choice.stale > 0 && snap.cached && victims.length < opts.max) {
+    snap = await repo.snapshot(provider, opts.max, { fresh: true });
+    const taken = new Set(victims.map((v) => v.voiceId));
+    choice = await decideAndMark(repo, provider, snap, opts, opts.max - victims.length, taken);
+    victims.push(...choice.victims);
+  }
+  return {
+    victims,
+    wakeAt: choice.wakeAt,
+    wakeInMs: choice.wakeAt === null ? null : choice.wakeAt - snap.now,
+  };
+}
+
+async function decideAndMark(
+  repo: ReclaimRepository,
+  provider: ProviderName,
+  snap: VictimSnapshot,
+  opts: { rules: ProtectionRules; allowance: CloneAllowance; policy?: PolicyName },
+  max: number,
+  taken: ReadonlySet<string> = new Set(),
+) {
   const decision = decide(opts.policy ?? 'service', {
     now: snap.now,
     slots: snap.slots,
@@ -44,29 +70,29 @@ export async function chooseVictims(
     rules: opts.rules,
   });
   const byId = new Map(snap.held.map((h) => [h.id, h]));
-  const chosen = decision.evict.slice(0, opts.max).flatMap((id) => byId.get(id) ?? []);
-  const victims = await repo.markVictims(provider, chosen, {
+  const chosen = decision.evict
+    .filter((id) => !taken.has(id))
+    .slice(0, max)
+    .flatMap((id) => byId.get(id) ?? []);
+  const { victims, stale } = await repo.markChosen(provider, chosen, {
     mode: 'backlog',
     first: opts.allowance.first,
     reclone: opts.allowance.reclone,
   });
-  return {
-    victims,
-    wakeAt: decision.wakeAt,
-    wakeInMs: decision.wakeAt === null ? null : decision.wakeAt - snap.now,
-  };
+  return { victims, stale, wakeAt: decision.wakeAt };
 }
 
 /**
  * The cost saver (RECLAIM_MAX_IDLE_SECONDS): the policy's idle victims on the same snapshot,
- * marked by the same locked statement (without the backlog's cap).
+ * marked by the same locked statement (without the backlog's cap), on a full read of the ready
+ * voices: it runs once per tick, and a missed voice would wait a whole tick.
  */
 export async function chooseIdleVictims(
   repo: ReclaimRepository,
   provider: ProviderName,
   opts: { rules: ProtectionRules; maxIdleMs: number; max: number },
 ): Promise<Victim[]> {
-  const snap = await repo.snapshot(provider, 0);
+  const snap = await repo.snapshot(provider, 0, { fresh: true });
   const ids = idleVictims(
     snap.held.map((h) => h.voice),
     opts.rules,
