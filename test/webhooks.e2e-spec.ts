@@ -299,8 +299,17 @@ describe('webhooks: a worker killed mid-delivery', () => {
       60_000,
     );
     expect(event.data.status).toBe('ready');
-    const list = (await admin.request('GET', `/v1/admin/webhooks/${created.body.id}/deliveries`))
-      .body as { status: string; attempts: number }[];
+    // Attempts are recorded in batches just after the receiver answers: wait for the record.
+    const list = await until(
+      'the delivery recorded',
+      async () => {
+        const rows = (
+          await admin.request('GET', `/v1/admin/webhooks/${created.body.id}/deliveries`)
+        ).body as { status: string; attempts: number }[];
+        return rows.some((d) => d.status !== 'pending') ? rows : undefined;
+      },
+      10_000,
+    );
     // The killed worker's attempt never completed; the lease handed the delivery on.
     expect(list).toEqual([expect.objectContaining({ status: 'delivered', attempts: 1 })]);
     expect(receiver.events.size).toBe(1);

@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
 import type { ProviderName } from '../config/app-config';
 import type { HeldVoice, WaitingVoice } from '../policy/reclaim-policy';
+import { reclaimingWrite } from '../voice/reclaiming-write';
 
 export interface Victim {
   voiceId: string;
@@ -131,14 +132,10 @@ const AS_READ = `v.ctid = c.tid AND v.id = c.id AND v.provider = $1 AND v.status
  * `mode` is one of two literals, never outside input.
  */
 function markReclaiming(mode: 'idle' | 'backlog'): string {
-  return `u AS (
-           UPDATE voices v SET status = 'reclaiming', fencing_token = v.fencing_token + 1, updated_at = now()
-             FROM picked WHERE v.ctid = picked.tid AND v.id = picked.id AND v.status = 'ready'
-           RETURNING v.id, v.fencing_token, v.remote_voice_id, v.last_used_at),
-         e AS (
-           INSERT INTO voice_events (voice_id, type, reason, from_status, to_status, metadata)
-           SELECT id, 'reclaiming', 'idle_reclaim', 'ready', 'reclaiming',
-                  jsonb_build_object('mode', '${mode}', 'lastUsedAt', last_used_at) FROM u)
+  return `${reclaimingWrite({
+    byAddress: true,
+    metadata: `jsonb_build_object('mode', '${mode}', 'lastUsedAt', last_used_at)`,
+  })}
          SELECT want.n AS need, u.id, u.fencing_token, u.remote_voice_id,
                 CASE WHEN u.id IS NOT NULL THEN pg_notify('voice_status', u.id::text || ':reclaiming') END
            FROM want LEFT JOIN u ON true`;
@@ -373,14 +370,9 @@ export class ReclaimRepository {
             ORDER BY last_used_at NULLS FIRST
             LIMIT LEAST($2, (SELECT count(*) FROM voices WHERE status = 'queued'))
             FOR UPDATE SKIP LOCKED),
-         u AS (
-           UPDATE voices v SET status = 'reclaiming', fencing_token = v.fencing_token + 1, updated_at = now()
-             FROM picked WHERE v.id = picked.id AND v.status = 'ready'
-           RETURNING v.id, v.fencing_token, v.remote_voice_id, v.provider),
-         e AS (
-           INSERT INTO voice_events (voice_id, type, reason, from_status, to_status, metadata)
-           SELECT id, 'reclaiming', 'idle_reclaim', 'ready', 'reclaiming', '{"mode":"legacy"}'::jsonb FROM u)
-         SELECT u.*, pg_notify('voice_status', id::text || ':reclaiming') FROM u`,
+         ${reclaimingWrite({ byAddress: false, metadata: `'{"mode":"legacy"}'::jsonb` })}
+         SELECT u.id, u.fencing_token, u.remote_voice_id, u.provider,
+                pg_notify('voice_status', id::text || ':reclaiming') FROM u`,
       [minIdleSeconds, max],
     );
     return rows.map((r) => ({
