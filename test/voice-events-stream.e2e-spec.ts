@@ -2,6 +2,7 @@ import { startSandbox, type SandboxHandle } from '../src/providers/sandbox/sandb
 import { ApiClient } from './support/api';
 import { sandboxEnv } from './support/sandbox-env';
 import { ServiceProcess, TestWorld } from './support/service';
+import { until } from './support/cluster';
 
 interface SseEvent {
   id: string;
@@ -87,20 +88,6 @@ class SseClient {
   async close(): Promise<void> {
     this.abort.abort();
     await this.reading;
-  }
-}
-
-async function until<T>(
-  what: string,
-  check: () => T | undefined | false | Promise<T | undefined | false>,
-  ms = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
   }
 }
 

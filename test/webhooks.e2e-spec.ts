@@ -6,6 +6,7 @@ import { checkWebhookUrl } from '../src/webhooks/webhook-url';
 import { ApiClient } from './support/api';
 import { sandboxEnv } from './support/sandbox-env';
 import { ServiceProcess, TestWorld } from './support/service';
+import { until } from './support/cluster';
 
 interface Received {
   id: string;
@@ -91,20 +92,6 @@ class Receiver {
 
   ofProvider(type: string, provider: string): Received[] {
     return [...this.events.values()].filter((e) => e.type === type && e.data.provider === provider);
-  }
-}
-
-async function until<T>(
-  what: string,
-  check: () => T | undefined | Promise<T | undefined>,
-  ms = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
   }
 }
 

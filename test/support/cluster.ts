@@ -91,8 +91,8 @@ export function logLines(output: string, msg: string): Array<Record<string, unkn
 
 export async function until<T>(
   what: string,
-  probe: () => Promise<T | null | undefined | false>,
-  timeoutMs: number,
+  probe: () => T | null | undefined | false | Promise<T | null | undefined | false>,
+  timeoutMs = 30_000,
   intervalMs = 100,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
