@@ -145,6 +145,20 @@ describe('webhooks', () => {
       history: { status: number | null; error: string | null }[];
     }[];
 
+  /**
+   * The deliveries `pick` selects, once none is pending: attempts are recorded in batches just
+   * after the receiver answers, so a read at the instant of receipt may not show them yet.
+   */
+  const settled = (pick: (d: Awaited<ReturnType<typeof deliveries>>[number]) => boolean) =>
+    until(
+      'the deliveries recorded',
+      async () => {
+        const rows = (await deliveries()).filter(pick);
+        return rows.length && rows.every((d) => d.status !== 'pending') ? rows : undefined;
+      },
+      10_000,
+    );
+
   it('registers an endpoint and shows its secret only once', async () => {
     const created = await admin.request(
       'POST',
@@ -181,7 +195,7 @@ describe('webhooks', () => {
       remoteVoiceId: ready.remoteVoiceId,
     });
     expect(receiver.badSignatures).toEqual([]);
-    const mine = (await deliveries()).filter((d) => d.voiceId === res.body.id);
+    const mine = await settled((d) => d.voiceId === res.body.id);
     expect(mine).toEqual([
       expect.objectContaining({ eventType: 'voice.ready', status: 'delivered', attempts: 1 }),
     ]);
@@ -212,7 +226,7 @@ describe('webhooks', () => {
       60_000,
     );
     expect(event.data.status).toBe('ready');
-    const d = (await deliveries()).find((x) => x.voiceId === id && x.eventType === 'voice.ready');
+    const [d] = await settled((x) => x.voiceId === id && x.eventType === 'voice.ready');
     expect(d?.status).toBe('delivered');
     const outcomes = d?.history.map((a) => a.status ?? a.error) ?? [];
     expect(outcomes).toEqual(expect.arrayContaining(['ECONNREFUSED', 500, 'timeout', 204]));
