@@ -308,7 +308,13 @@ export class ReclaimRepository {
       fencing_token: string;
       remote_voice_id: string | null;
     }[] = await this.ds.query(
-      `WITH p AS MATERIALIZED (SELECT name FROM providers WHERE name = $1 FOR UPDATE),
+      // The mark's commit does not wait for its WAL flush (synchronous_commit off for this one
+      // transaction): if Postgres crashed right after, the mark is lost and the voices are simply
+      // still ready; the reclaim jobs enqueued for them find an older fencing token and do
+      // nothing, so no remote voice is deleted for a mark that did not survive. The flush's
+      // latency was the tail of the victim choice under a shared disk.
+      `WITH sc AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true)),
+         p AS MATERIALIZED (SELECT name FROM providers, sc WHERE name = $1 FOR UPDATE OF providers),
          want AS MATERIALIZED (SELECT CASE WHEN $7 THEN reclaim_need(name, $2, $3, $4) ELSE $2 END AS n
                                  FROM p),
          c AS (SELECT * FROM unnest($5::uuid[], $6::tid[], $8::float8[], $9::float8[], $10::float8[])
