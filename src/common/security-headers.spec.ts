@@ -6,7 +6,7 @@ let app: FastifyInstance;
 beforeAll(async () => {
   // One route, so both matched paths and 404s are asked (the hook runs for both).
   app = fastify();
-  await registerSecurityHeaders(app);
+  registerSecurityHeaders(app);
   app.get('/v1/voices', () => ({ items: [] }));
   await app.ready();
 });
