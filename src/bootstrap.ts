@@ -64,7 +64,7 @@ export async function startApp(config: AppConfig): Promise<INestApplication> {
   // The root logger is set when the modules are configured, before the first request.
   requestLogging(fastify, () => PinoLogger.root);
   httpMetrics(fastify, app.get(MetricsService));
-  await registerSecurityHeaders(fastify);
+  registerSecurityHeaders(fastify);
   // Registered after the security headers, so a preflight it answers carries them too.
   await fastify.register(fastifyCors, {
     // No origins configured: no CORS headers at all, so browsers keep other sites out.

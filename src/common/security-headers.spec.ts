@@ -1,12 +1,19 @@
 import fastify, { type FastifyInstance } from 'fastify';
+import helmet from 'helmet';
 import { registerSecurityHeaders } from './security-headers';
+
+// helmet itself, counted: making its middleware is the costly step, owed once per profile.
+jest.mock('helmet', () => {
+  const actual = jest.requireActual<typeof import('helmet')>('helmet');
+  return { __esModule: true, ...actual, default: jest.fn(actual.default) };
+});
 
 let app: FastifyInstance;
 
 beforeAll(async () => {
   // One route, so both matched paths and 404s are asked (the hook runs for both).
   app = fastify();
-  await registerSecurityHeaders(app);
+  registerSecurityHeaders(app);
   app.get('/v1/voices', () => ({ items: [] }));
   await app.ready();
 });
@@ -65,4 +72,11 @@ describe('registerSecurityHeaders', () => {
       expect(h['x-content-type-options']).toBe('nosniff');
     },
   );
+
+  it("makes helmet's middleware once per profile, not once per request", async () => {
+    const made = jest.mocked(helmet).mock.calls.length;
+    for (const url of ['/v1/voices', '/docs', '/nope']) await headersFor(url);
+    expect(jest.mocked(helmet).mock.calls.length).toBe(made);
+    expect(made).toBe(2);
+  });
 });

@@ -1,4 +1,3 @@
-import fastifyHelmet from '@fastify/helmet';
 import type { FastifyInstance } from 'fastify';
 import helmet, { type HelmetOptions } from 'helmet';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -49,8 +48,19 @@ export const DOCUMENT_HEADERS: HelmetOptions = {
   },
 };
 
-const profileOf = (url: string): HelmetOptions =>
-  API_PATH.test(url) ? API_HEADERS : DOCUMENT_HEADERS;
+/**
+ * helmet's middleware for each profile, made once: making one parses and validates the options
+ * (CSP directives included), which @fastify/helmet's reply.helmet did again on every request.
+ * The middleware still sets its headers per request, so a header that came to depend on the
+ * request (a CSP nonce function) would still be computed for each.
+ */
+const API_MIDDLEWARE = helmet(API_HEADERS);
+const DOCUMENT_MIDDLEWARE = helmet(DOCUMENT_HEADERS);
+
+const middlewareOf = (url: string): ReturnType<typeof helmet> =>
+  API_PATH.test(url) ? API_MIDDLEWARE : DOCUMENT_MIDDLEWARE;
+
+const ignore = (): void => undefined;
 
 /**
  * A user's voices and an admin's views must never sit in a browser's or a proxy's cache, where
@@ -62,17 +72,17 @@ function noStore(url: string, res: ServerResponse): void {
 }
 
 /**
- * The security headers of every response, by @fastify/helmet: the API set or the document set,
- * chosen by path (unmatched paths included, so a 404 gets the set of what it would have been).
- * Registered before the routes: its hook runs for every request the router sees.
+ * The security headers of every response, by helmet's middleware on the Node response: the API
+ * set or the document set, chosen by path (unmatched paths included, so a 404 gets the set of
+ * what it would have been). Registered before the routes: its hook runs for every request the
+ * router sees. One synchronous hook rather than @fastify/helmet's two (one of them async) and its
+ * per-request helmet().
  */
-export async function registerSecurityHeaders(fastify: FastifyInstance): Promise<void> {
-  // Not global: the one hook below picks the profile for each request.
-  await fastify.register(fastifyHelmet, { global: false });
+export function registerSecurityHeaders(fastify: FastifyInstance): void {
   fastify.addHook('onRequest', (req, reply, done) => {
     const url = req.raw.url ?? '';
     noStore(url, reply.raw);
-    reply.helmet(profileOf(url));
+    middlewareOf(url)(req.raw, reply.raw, ignore);
     done();
   });
 }
@@ -84,5 +94,5 @@ export async function registerSecurityHeaders(fastify: FastifyInstance): Promise
 export function frameworkErrorHeaders(req: IncomingMessage, res: ServerResponse): void {
   const url = req.url ?? '';
   noStore(url, res);
-  helmet(profileOf(url))(req, res, () => undefined);
+  middlewareOf(url)(req, res, ignore);
 }
