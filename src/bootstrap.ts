@@ -1,4 +1,5 @@
 import fastifyCors from '@fastify/cors';
+import fastifyEtag from '@fastify/etag';
 import { VersioningType, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
@@ -76,6 +77,8 @@ export async function startApp(config: AppConfig): Promise<INestApplication> {
     exposedHeaders: ['Retry-After', 'X-Request-Id'],
     maxAge: 600,
   });
+  // Weak ETags and 304 for a matching If-None-Match, as Express answered before the move.
+  await fastify.register(fastifyEtag, { weak: true });
   // Fastify parses JSON itself (bodyLimit above). Uploads are multipart and streamed by their
   // route from the socket, so their parser reads nothing; a body of any other type is not read
   // either, as Express left it, rather than refused with 415 on routes that take no body.

@@ -65,6 +65,25 @@ describe('voices end to end', () => {
     expect(created?.name).toContain('Grandma');
   });
 
+  it('answers a repeated read with an ETag and 304 Not Modified until the voice changes', async () => {
+    const res = await alice.upload({ name: 'Conditional', provider: 'elevenlabs' });
+    const ready = await alice.waitFor(res.body.id, ['ready', 'failed']);
+    const first = await alice.request('GET', `/v1/voices/${ready.id}`);
+    const etag = first.headers.get('etag');
+    expect(etag).toMatch(/^W\/"/);
+    const again = await alice.request('GET', `/v1/voices/${ready.id}`, undefined, {
+      'if-none-match': etag ?? '',
+    });
+    expect(again.status).toBe(304);
+    expect(again.headers.get('etag')).toBe(etag);
+    await alice.request('POST', `/v1/voices/${ready.id}/activate`);
+    const changed = await alice.request('GET', `/v1/voices/${ready.id}`, undefined, {
+      'if-none-match': etag ?? '',
+    });
+    expect(changed.status).toBe(200);
+    expect(changed.headers.get('etag')).not.toBe(etag);
+  });
+
   it('clones a Cartesia voice through the Cartesia API', async () => {
     const res = await alice.upload({ name: 'Opa', provider: 'cartesia', language: 'de' });
     expect(res.status).toBe(202);
