@@ -51,16 +51,17 @@ export function percentile(values: readonly number[], p: number): number {
   return sorted[rank - 1];
 }
 
+export const round = (v: number, digits: number): number => Number(v.toFixed(digits));
+
 export function distribution(values: readonly number[], digits = 2): Distribution {
-  const round = (v: number) => Number(v.toFixed(digits));
   const mean = values.reduce((a, b) => a + b, 0) / (values.length || 1);
   return {
     n: values.length,
-    mean: round(mean),
-    p50: round(percentile(values, 50)),
-    p95: round(percentile(values, 95)),
-    p99: round(percentile(values, 99)),
-    max: round(values.length ? Math.max(...values) : NaN),
+    mean: round(mean, digits),
+    p50: round(percentile(values, 50), digits),
+    p95: round(percentile(values, 95), digits),
+    p99: round(percentile(values, 99), digits),
+    max: round(values.length ? Math.max(...values) : NaN, digits),
   };
 }
 
