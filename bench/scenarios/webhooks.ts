@@ -1,22 +1,9 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Pool } from 'pg';
-import { Webhook } from 'standardwebhooks';
-import type { TestWorld } from '../../test/support/service';
 import { makeToken } from '../../test/support/token';
-import {
-  distribution,
-  onCleanup,
-  progress,
-  sleep,
-  waitUntil,
-  type Distribution,
-  type Machine,
-} from '../lib/common';
+import { round, onCleanup, progress, sleep, type Machine } from '../lib/common';
 import { check, info, mustEqual, type Mode, type ScenarioResult } from '../lib/report';
 import {
-  insertQueued,
   openSandbox,
   openWorld,
   sandboxEnv,
@@ -24,6 +11,8 @@ import {
   waitForAccountLimit,
   writeSample,
 } from '../lib/world';
+import { EventSource, eventVoices, Receiver } from './webhooks/load';
+import { allocate, delivered, latencies } from './webhooks/measure';
 
 /**
  * Allocation throughput under delivery load may be at least this share of the one without, and
@@ -31,108 +20,6 @@ import {
  */
 const UNCHANGED = 0.9;
 const WORKER_CONCURRENCY = 8;
-
-/**
- * A receiver as an app runs it: verifies each delivery's signature with the standardwebhooks
- * library and notes when each webhook-id first arrived (performance.now(), the same clock as the
- * commits the benchmark times).
- */
-class Receiver {
-  secret = '';
-  readonly firstSeen = new Map<string, number>();
-  requests = 0;
-  badSignatures = 0;
-  private server: Server | null = null;
-
-  async start(): Promise<string> {
-    this.server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const at = performance.now();
-        this.requests++;
-        const id = String(req.headers['webhook-id']);
-        try {
-          new Webhook(this.secret).verify(Buffer.concat(chunks).toString('utf8'), {
-            'webhook-id': id,
-            'webhook-timestamp': String(req.headers['webhook-timestamp']),
-            'webhook-signature': String(req.headers['webhook-signature']),
-          });
-          if (!this.firstSeen.has(id)) this.firstSeen.set(id, at);
-          res.writeHead(204).end();
-        } catch {
-          this.badSignatures++;
-          res.writeHead(400).end();
-        }
-      });
-    });
-    const server = this.server;
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    return `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
-  }
-
-  async stop(): Promise<void> {
-    const server = this.server;
-    this.server = null;
-    server?.closeAllConnections();
-    await new Promise((r) => server?.close(r));
-  }
-}
-
-/**
- * Writes voice.failed events as a transition would (a voice_events row; the outbox trigger fans
- * it out to the endpoint in the same statement) at a steady rate, and notes when each commit was
- * acknowledged: the start of "event committed → webhook received".
- */
-class EventSource {
-  readonly committedAt = new Map<string, number>();
-  errors = 0;
-  private running = false;
-  private loop: Promise<void> | null = null;
-
-  constructor(
-    private readonly pool: Pool,
-    private readonly voiceIds: string[],
-  ) {}
-
-  start(perSecond: number): void {
-    this.running = true;
-    // Batches every 10 ms at high rates (one statement, one commit each), single rows below.
-    const perBatch = Math.max(1, Math.round(perSecond / 100));
-    const everyMs = (1000 * perBatch) / perSecond;
-    this.loop = (async () => {
-      const t0 = performance.now();
-      let batches = 0;
-      let k = 0;
-      while (this.running) {
-        const ids = Array.from(
-          { length: perBatch },
-          () => this.voiceIds[k++ % this.voiceIds.length],
-        );
-        try {
-          const { rows } = await this.pool.query<{ id: string }>(
-            `INSERT INTO voice_events (voice_id, type, reason, from_status, to_status)
-             SELECT v, 'failed', 'provider_fatal', 'allocating', 'failed' FROM unnest($1::uuid[]) v
-             RETURNING id::text`,
-            [ids],
-          );
-          const at = performance.now();
-          for (const r of rows) this.committedAt.set(`evt_${r.id}`, at);
-        } catch {
-          this.errors++;
-        }
-        batches++;
-        const wait = t0 + batches * everyMs - performance.now();
-        if (wait > 0) await sleep(wait);
-      }
-    })();
-  }
-
-  async stop(): Promise<void> {
-    this.running = false;
-    await this.loop;
-  }
-}
 
 /**
  * Webhooks (issue 18): event committed → webhook received on a healthy local receiver, and the
@@ -356,86 +243,4 @@ export async function webhooks(
     await dispose();
     await close();
   }
-}
-
-const round = (v: number, digits: number) => Number(v.toFixed(digits));
-
-/** Voices the events are about: `failed`, so no worker ever picks them up. */
-async function eventVoices(world: TestWorld, sampleBytes: number): Promise<string[]> {
-  return world.db(async (c) => {
-    await insertQueued(c, {
-      count: 100,
-      provider: 'cartesia',
-      users: 10,
-      userPrefix: 'events-',
-      sampleBytes,
-    });
-    const { rows } = await c.query<{ id: string }>(
-      `UPDATE voices SET status = 'failed' WHERE user_id LIKE 'events-%' RETURNING id`,
-    );
-    return rows.map((r) => r.id);
-  });
-}
-
-async function delivered(receiver: Receiver, source: EventSource, timeoutMs: number) {
-  await waitUntil(
-    'every event delivered',
-    () =>
-      Promise.resolve(
-        [...source.committedAt.keys()].every((id) => receiver.firstSeen.has(id)) ? true : undefined,
-      ),
-    timeoutMs,
-    100,
-  ).catch(() => undefined); // counted by the correctness check instead
-}
-
-function latencies(receiver: Receiver, source: EventSource): Distribution & { count: number } {
-  const values: number[] = [];
-  for (const [id, at] of source.committedAt) {
-    const got = receiver.firstSeen.get(id);
-    if (got !== undefined) values.push(got - at);
-  }
-  return { ...distribution(values, 1), count: values.length };
-}
-
-/** Inserts `count` queued voices and waits until all are ready or failed: throughput.ts's measure. */
-async function allocate(
-  world: TestWorld,
-  prefix: string,
-  count: number,
-  sampleBytes: number,
-): Promise<{ perSecond: number; seconds: number; ready: number; failed: number }> {
-  await world.db((c) =>
-    insertQueued(c, { count, provider: 'elevenlabs', users: 50, userPrefix: prefix, sampleBytes }),
-  );
-  const counts = await waitUntil(
-    `${count} voices of ${prefix}* settled`,
-    () =>
-      world.db(async (c) => {
-        const { rows } = await c.query<{ ready: number; failed: number }>(
-          `SELECT count(*) FILTER (WHERE status = 'ready')::int AS ready,
-                  count(*) FILTER (WHERE status = 'failed')::int AS failed
-             FROM voices WHERE user_id LIKE $1`,
-          [`${prefix}%`],
-        );
-        return rows[0].ready + rows[0].failed >= count ? rows[0] : undefined;
-      }),
-    600_000,
-    100,
-  );
-  const span = await world.db(async (c) => {
-    const { rows } = await c.query<{ seconds: number }>(
-      `SELECT EXTRACT(EPOCH FROM max(e.created_at) FILTER (WHERE e.type = 'ready')
-                              - min(e.created_at) FILTER (WHERE e.type = 'claimed'))::float8 AS seconds
-         FROM voice_events e JOIN voices v ON v.id = e.voice_id WHERE v.user_id LIKE $1`,
-      [`${prefix}%`],
-    );
-    return rows[0].seconds;
-  });
-  return {
-    perSecond: round(count / span, 1),
-    seconds: round(span, 3),
-    ready: counts.ready,
-    failed: counts.failed,
-  };
 }
