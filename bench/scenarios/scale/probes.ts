@@ -12,7 +12,7 @@ export const QUEUE_INFO = {
   positionMax: 1000,
 };
 
-export const ROOT = resolve(__dirname, '../..');
+export const ROOT = resolve(__dirname, '../../..');
 export const READY = 1000;
 export const USERS = 50_000;
 export const CLAIM: ClaimOptions = {
