@@ -1,8 +1,8 @@
 import type { ProviderName } from '../../src/config/app-config';
-import type { ProviderFaults, SandboxState } from '../../src/providers/sandbox/sandbox-server';
+import type { SandboxState } from '../../src/providers/sandbox/sandbox-server';
 import { ApiClient } from '../../test/support/api';
 import { Processes } from '../../test/support/cluster';
-import { readHandOvers, type Protection } from '../../test/support/hand-over';
+import { readHandOvers } from '../../test/support/hand-over';
 import { PrivatePostgres } from '../../test/support/postgres-server';
 import { PrivateRedis } from '../../test/support/redis-server';
 import type { ServiceProcess } from '../../test/support/service';
@@ -16,8 +16,11 @@ import {
   waitUntil,
   type Machine,
 } from '../lib/common';
-import { check, info, type Check, type Mode, type ScenarioResult } from '../lib/report';
+import type { Mode, ScenarioResult } from '../lib/report';
 import { openSandbox, sandboxEnv } from '../lib/world';
+import { faultChecks } from './faults/checks';
+import { campaignParams, plan, PROVIDERS, providerFaults } from './faults/plan';
+import { injectProcessFaults } from './faults/process-faults';
 
 /**
  * The fault campaign (issue 14): minutes of faults of every kind on the real stack while users
@@ -36,60 +39,6 @@ import { openSandbox, sandboxEnv } from '../lib/world';
  * Not in the default list (`npm run bench -- --only faults`): it takes about seven minutes.
  * FAULTS_SEED replays the campaign's plan and the sandbox's dice.
  */
-
-interface Params {
-  seed: number;
-  chaosSeconds: number;
-  voices: Record<ProviderName, number>;
-  serviceLimit: Record<ProviderName, number>;
-  providerLimit: Record<ProviderName, number>;
-  workers: number;
-  users: number;
-  /** Every this long the provider faults switch between 429s with and without Retry-After. */
-  faultSegmentSeconds: number;
-  hangMs: number;
-  env: Record<string, string>;
-}
-
-type ProcessFault = 'sigkill' | 'sigstop' | 'redisRestart' | 'postgresRestart';
-
-interface PlannedFault {
-  atMs: number;
-  kind: ProcessFault;
-}
-
-const PROVIDERS: ProviderName[] = ['elevenlabs', 'cartesia'];
-
-/** The provider faults of one segment; rates per request. */
-function providerFaults(retryAfter: boolean, hangMs: number): ProviderFaults {
-  const ra = retryAfter ? { retryAfterSeconds: 1 } : {};
-  return {
-    create: { lostAnswer: 0.25, error5xx: 0.15, rateLimit: 0.15, ...ra },
-    any: {
-      lostAnswer: 0.12,
-      error5xx: 0.15,
-      rateLimit: 0.12,
-      timeout: 0.015,
-      timeoutMs: hangMs,
-      ...ra,
-    },
-  };
-}
-
-/** The process faults, spread over the campaign with seeded jitter. */
-function plan(random: () => number, chaosMs: number): PlannedFault[] {
-  const out: PlannedFault[] = [];
-  const every = (kind: ProcessFault, periodMs: number, offsetMs: number) => {
-    for (let t = offsetMs; t < chaosMs - 5_000; t += periodMs)
-      out.push({ atMs: Math.round(t + random() * periodMs * 0.3), kind });
-  };
-  every('sigkill', 12_000, 4_000);
-  every('sigstop', 40_000, 15_000);
-  every('redisRestart', 60_000, 25_000);
-  every('postgresRestart', 60_000, 50_000);
-  return out.sort((a, b) => a.atMs - b.atMs);
-}
-
 export async function faults(
   mode: Mode,
   machine: Machine,
@@ -99,42 +48,7 @@ export async function faults(
   const seed = Number(process.env.FAULTS_SEED ?? Math.floor(Math.random() * 2 ** 31));
   const random = seededRandom(seed);
   progress(`faults: seed ${seed} (replay with FAULTS_SEED=${seed})`);
-  const leaseSeconds = 4;
-  const params: Params = {
-    seed,
-    chaosSeconds: mode === 'quick' ? 40 : 330,
-    voices: { elevenlabs: 40, cartesia: 20 },
-    serviceLimit: { elevenlabs: 10, cartesia: 6 },
-    providerLimit: { elevenlabs: 40, cartesia: 40 },
-    workers: 3,
-    users: 5,
-    faultSegmentSeconds: 8,
-    // Past the adapters' 30 s timeout: the call is abandoned by us, not answered late.
-    hangMs: 35_000,
-    env: {
-      ALLOCATION_LEASE_SECONDS: String(leaseSeconds),
-      ACTIVATION_LEASE_SECONDS: '2',
-      RECLAIM_MIN_IDLE_SECONDS: '1',
-      RECLAIM_MIN_RESIDENCY_SECONDS: '1',
-      // Reconciliation deletes orphans: it would hide them from the count.
-      RECONCILE_INTERVAL_SECONDS: '86400',
-      SCHEDULER_TICK_SECONDS: '10',
-      // Fault rates far beyond a real provider's: a voice is not given up by design here, so a
-      // voice not ready at the end is a defect, not the attempt limit doing its job.
-      MAX_ATTEMPTS: '40',
-      BREAKER_FAILURE_THRESHOLD: '20',
-      BREAKER_COOLDOWN_SECONDS: '2',
-      USER_MAX_PENDING: '50',
-      RATE_LIMIT_ACTIVATIONS_PER_MINUTE: '6000',
-      LOG_LEVEL: 'warn',
-    },
-  };
-  const protection: Protection = {
-    minIdleMs: 1_000,
-    minResidencyMs: 1_000,
-    activationLeaseMs: 2_000,
-    allocationLeaseMs: leaseSeconds * 1000,
-  };
+  const { params, protection, leaseSeconds } = campaignParams(mode, seed);
 
   const pg = new PrivatePostgres();
   const redis = new PrivateRedis();
@@ -165,7 +79,7 @@ export async function faults(
   };
 
   const api = await procs.start({ ...env, APP_ROLES: 'api,scheduler' });
-  let workers: ServiceProcess[] = [];
+  const workers: ServiceProcess[] = [];
   for (let i = 0; i < params.workers; i++)
     workers.push(await procs.start({ ...env, APP_ROLES: 'worker' }));
 
@@ -232,59 +146,17 @@ export async function faults(
     }
   })();
 
-  const processFaults: Record<ProcessFault, number> = {
-    sigkill: 0,
-    sigstop: 0,
-    redisRestart: 0,
-    postgresRestart: 0,
-  };
-  const starting: Promise<unknown>[] = [];
-  const frozen = new Set<ServiceProcess>();
-  for (const f of plan(random, chaosMs)) {
-    const wait = chaosStart + f.atMs - Date.now();
-    if (wait > 0) await sleep(wait);
-    const alive = workers.filter((w) => !frozen.has(w));
-    switch (f.kind) {
-      case 'sigkill': {
-        if (alive.length < 2) continue;
-        const victim = alive[Math.floor(random() * alive.length)];
-        workers = workers.filter((w) => w !== victim);
-        await victim.stop('SIGKILL');
-        starting.push(
-          procs
-            .start({ ...env, APP_ROLES: 'worker' }, 120_000)
-            .then((w) => workers.push(w))
-            .catch((err: unknown) =>
-              progress(`faults: a replacement worker failed: ${String(err)}`),
-            ),
-        );
-        break;
-      }
-      case 'sigstop': {
-        if (alive.length < 2) continue;
-        const victim = alive[Math.floor(random() * alive.length)];
-        victim.signal('SIGSTOP');
-        frozen.add(victim);
-        // Past its lease, then resumed: a stale worker whose transitions must be refused.
-        setTimeout(
-          () => {
-            victim.signal('SIGCONT');
-            frozen.delete(victim);
-          },
-          (leaseSeconds + 3) * 1000,
-        );
-        break;
-      }
-      case 'redisRestart':
-        await redis.restart();
-        break;
-      case 'postgresRestart':
-        await pg.restart();
-        break;
-    }
-    processFaults[f.kind]++;
-    progress(`faults: ${((Date.now() - chaosStart) / 1000).toFixed(0)} s: ${f.kind}`);
-  }
+  const { processFaults, starting } = await injectProcessFaults({
+    plan: plan(random, chaosMs),
+    chaosStart,
+    random,
+    workers,
+    procs,
+    env,
+    redis,
+    pg,
+    leaseSeconds,
+  });
   const left = chaosStart + chaosMs - Date.now();
   if (left > 0) await sleep(left);
   chaos = false;
@@ -366,53 +238,9 @@ export async function faults(
   await disposeWorld();
   await closeSandbox();
   await stopServers();
-
-  const S = 'faults';
-  const zero = (metric: string, value: number): Check =>
-    check(mode, {
-      scenario: S,
-      metric,
-      value,
-      display: String(value),
-      comparator: '==',
-      threshold: 0,
-      always: true,
-    });
-  const kinds = Object.entries(faultsByKind)
-    .map(([k, v]) => `${k} ${v}`)
-    .join(', ');
-  const checks: Check[] = [
-    check(mode, {
-      scenario: S,
-      metric: 'faults injected',
-      value: totalFaults,
-      display: `${totalFaults} (${kinds})`,
-      comparator: '>=',
-      threshold: 1000,
-    }),
-    zero('duplicate remote voices ever alive', defects.duplicatesEverAlive),
-    zero(
-      'voices beyond the service limit at the provider (max at any moment)',
-      defects.maxOverServiceLimit,
-    ),
-    zero('orphan remote voices before any reconciliation', defects.orphansBeforeReconciliation),
-    zero('voices not ready when activated at the end', defects.voicesNotReadyAtEnd),
-    zero('5xx answers to users', defects.serverErrors),
-    info(
-      S,
-      'reclaim after the victim became reclaimable (ms, whole campaign)',
-      distribution(reclaimLate, 0).p50,
-      `p50 ${distribution(reclaimLate, 0).p50}, p99 ${distribution(reclaimLate, 0).p99}, max ${distribution(reclaimLate, 0).max}`,
-    ),
-    info(
-      S,
-      'freed slot → next claim (ms, whole campaign)',
-      distribution(refill, 0).p50,
-      `p50 ${distribution(refill, 0).p50}, p99 ${distribution(refill, 0).p99}, max ${distribution(refill, 0).max}`,
-    ),
-  ];
+  const checks = faultChecks(mode, faultsByKind, totalFaults, defects, reclaimLate, refill);
   return {
-    scenario: S,
+    scenario: 'faults',
     mode,
     startedAt: startedAt.toISOString(),
     durationSeconds: Math.round((Date.now() - startedAt.getTime()) / 1000),
