@@ -34,7 +34,7 @@ const ALLOWED_ORIGIN = 'https://app.example.com';
  * injection strings, wrong types, bad tokens, other users' voices, and a few thousand generated
  * requests. Nothing may answer 5xx, every error is a problem document, the service keeps serving,
  * and a rejected request leaves neither a row nor a file. Rate limits are set out of reach here;
- * security-limits.e2e-spec.ts tests them.
+ * rate-limiter.e2e-spec.ts and rate-limits.e2e-spec.ts test them.
  */
 describe('hostile input', () => {
   const world = new TestWorld();

@@ -128,3 +128,9 @@ export function lintMetrics(text: string): { problems: string[]; by: string } {
   }
   return { problems, by: 'own lint (no promtool)' };
 }
+
+/** Values of one series in a Prometheus text scrape. */
+export const metric = (text: string, name: string, labels = ''): number[] =>
+  [...text.matchAll(new RegExp(`^${name}${labels.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'gm'))].map(
+    (m) => Number(m[1]),
+  );

@@ -53,7 +53,7 @@ export class TestWorld {
       LOG_LEVEL: 'warn',
       SCHEDULER_TICK_SECONDS: '1',
       // Suites poll voices many times a second; the read and write budgets and the metrics cache
-      // are tested by security-limits.e2e-spec.ts, which sets them.
+      // are tested by rate-limits.e2e-spec.ts and deep-queue.e2e-spec.ts, which set them.
       RATE_LIMIT_READS_PER_MINUTE: '1000000',
       RATE_LIMIT_WRITES_PER_MINUTE: '1000000',
       METRICS_REFRESH_SECONDS: '0',
