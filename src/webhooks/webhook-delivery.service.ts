@@ -60,6 +60,8 @@ export class WebhookDeliveryService implements OnApplicationBootstrap, BeforeApp
   private stopping = false;
   private loop: Promise<void> | null = null;
   private wake: (() => void) | null = null;
+  /** A place freed while the loop was claiming, not sleeping: its next sleep is skipped. */
+  private freed = false;
   private observer: DeliveryObserver | null = null;
   private inFlight = 0;
   private finished: Finished[] = [];
@@ -101,6 +103,7 @@ export class WebhookDeliveryService implements OnApplicationBootstrap, BeforeApp
     const sends = new Set<Promise<void>>();
     while (!this.stopping) {
       let taken = 0;
+      this.freed = false;
       const room = IN_FLIGHT - this.inFlight;
       if (room >= REFILL_AT) {
         try {
@@ -115,7 +118,8 @@ export class WebhookDeliveryService implements OnApplicationBootstrap, BeforeApp
             const send = this.deliver(d, body).finally(() => {
               this.inFlight--;
               sends.delete(send);
-              this.wake?.();
+              if (this.wake) this.wake();
+              else this.freed = true;
             });
             sends.add(send);
           }
@@ -123,7 +127,10 @@ export class WebhookDeliveryService implements OnApplicationBootstrap, BeforeApp
           this.logger.warn({ err }, 'webhook delivery round failed; trying again');
         }
       }
-      // Full: until a place frees. Nothing due: a while. Otherwise straight on.
+      // Full: until a place frees. Nothing due: a while. Otherwise straight on. A place freed
+      // during the claim may have let more be taken (an endpoint's places are counted in the
+      // claim), so it goes straight on too.
+      if (this.freed) continue;
       if (room < REFILL_AT) await this.sleep(LEASE_SECONDS * 1000);
       else if (taken < room) await this.sleep(IDLE_MS);
     }
