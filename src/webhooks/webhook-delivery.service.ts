@@ -30,8 +30,12 @@ const LEASE_SECONDS = 20;
  * connection to keep alive per replica. It bounds the delay of an event on an idle system.
  */
 const IDLE_MS = 200;
-/** Attempts finished are recorded together, at most this long after the first of them. */
-const RECORD_EVERY_MS = 10;
+/**
+ * Within IDLE_MS of a round that took something, the worker looks again after this instead: a
+ * steady stream is sent as it comes rather than after up to IDLE_MS each time a round happens to
+ * find nothing new (a round's deliveries are recorded at once, so rounds come faster than events).
+ */
+const BUSY_MS = 10;
 
 export interface DeliveryObserver {
   onAttempt(outcome: 'delivered' | 'retry' | 'failed', seconds: number): void;
@@ -50,7 +54,7 @@ interface Finished {
  * WEBHOOK_CONCURRENCY_PER_ENDPOINT per endpoint, counted across workers), so a hanging receiver
  * holds only its own places and never the next deliveries to others. Each round's bodies are
  * built with one read of its voices and fixed with one write; finished attempts are recorded
- * together every few milliseconds. A failure is due again after the next wait of the schedule,
+ * together, one write at a time, each taking all those finished meanwhile. A failure is due again after the next wait of the schedule,
  * with ±20 % jitter so a receiver coming back is not hit by every retry at once. Nothing is in
  * memory beyond the deliveries in flight, so a receiver down for hours costs rows, not RAM, and
  * every event is sent when it returns.
@@ -62,10 +66,14 @@ export class WebhookDeliveryService implements OnApplicationBootstrap, BeforeApp
   private stopping = false;
   private loop: Promise<void> | null = null;
   private wake: (() => void) | null = null;
+  /** A place freed while the loop was claiming, not sleeping: its next sleep is skipped. */
+  private freed = false;
   private observer: DeliveryObserver | null = null;
   private inFlight = 0;
   private finished: Finished[] = [];
+  /** The write that will take the attempts in `finished`, once the one in flight is done. */
   private recording: Promise<void> | null = null;
+  private writing: Promise<void> | null = null;
 
   constructor(
     private readonly config: AppConfig,
@@ -99,8 +107,10 @@ export class WebhookDeliveryService implements OnApplicationBootstrap, BeforeApp
 
   private async run(): Promise<void> {
     const sends = new Set<Promise<void>>();
+    let lastTaken = -Infinity;
     while (!this.stopping) {
       let taken = 0;
+      this.freed = false;
       const room = IN_FLIGHT - this.inFlight;
       if (room >= REFILL_AT) {
         try {
@@ -110,12 +120,14 @@ export class WebhookDeliveryService implements OnApplicationBootstrap, BeforeApp
             LEASE_SECONDS,
           );
           taken = due.length;
+          if (taken > 0) lastTaken = performance.now();
           for (const [d, body] of await this.bodies(due)) {
             this.inFlight++;
             const send = this.deliver(d, body).finally(() => {
               this.inFlight--;
               sends.delete(send);
-              this.wake?.();
+              if (this.wake) this.wake();
+              else this.freed = true;
             });
             sends.add(send);
           }
@@ -123,9 +135,13 @@ export class WebhookDeliveryService implements OnApplicationBootstrap, BeforeApp
           this.logger.warn({ err }, 'webhook delivery round failed; trying again');
         }
       }
-      // Full: until a place frees. Nothing due: a while. Otherwise straight on.
+      // Full: until a place frees. Nothing due: a while. Otherwise straight on. A place freed
+      // during the claim may have let more be taken (an endpoint's places are counted in the
+      // claim), so it goes straight on too.
+      if (this.freed) continue;
       if (room < REFILL_AT) await this.sleep(LEASE_SECONDS * 1000);
-      else if (taken < room) await this.sleep(IDLE_MS);
+      else if (taken < room)
+        await this.sleep(performance.now() - lastTaken < IDLE_MS ? BUSY_MS : IDLE_MS);
     }
     await Promise.all(sends);
     await this.flushAttempts();
@@ -221,13 +237,17 @@ export class WebhookDeliveryService implements OnApplicationBootstrap, BeforeApp
   }
 
   /**
-   * Records an attempt with the others finished within RECORD_EVERY_MS, in one statement;
-   * resolves once it is written (a failed write leaves the lease to expire: the delivery is sent
-   * again, under the same webhook-id, which receivers deduplicate).
+   * Records an attempt with the others finished meanwhile, in one statement; resolves once it is
+   * written (a failed write leaves the lease to expire: the delivery is sent again, under the
+   * same webhook-id, which receivers deduplicate). One write is in flight at a time and the next
+   * takes everything finished while it ran, so a batch grows with the load instead of after a
+   * fixed wait: each attempt's places are held until its record is written, and a fixed wait was
+   * part of every delivery's turn.
    */
   private recordAttempt(f: Finished): Promise<void> {
     this.finished.push(f);
-    this.recording ??= new Promise<void>((resolve) => setTimeout(resolve, RECORD_EVERY_MS)).then(
+    // Not before the current I/O callbacks have run: the sends finishing with this one join it.
+    this.recording ??= (this.writing ?? new Promise<void>((resolve) => setImmediate(resolve))).then(
       () => this.flushAttempts(),
     );
     return this.recording;
@@ -237,10 +257,11 @@ export class WebhookDeliveryService implements OnApplicationBootstrap, BeforeApp
     const batch = this.finished;
     this.finished = [];
     this.recording = null;
-    try {
-      await this.webhooks.recordAttempts(batch);
-    } catch (err) {
+    const write = this.webhooks.recordAttempts(batch).catch((err: unknown) => {
       this.logger.warn({ err, attempts: batch.length }, 'webhook attempts not recorded');
-    }
+    });
+    this.writing = write;
+    await write;
+    if (this.writing === write) this.writing = null;
   }
 }

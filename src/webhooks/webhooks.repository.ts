@@ -248,6 +248,14 @@ export class WebhooksRepository {
    * Records a round's attempts in one statement: each delivered, or due again after
    * `retryInSeconds`, or failed for good when that is null. Only while still pending: a delivery
    * another worker already delivered (one frozen past its lease, then woken) stays delivered.
+   *
+   * Committed without waiting for the WAL flush (synchronous_commit off for this statement's
+   * transaction alone, set_config's is_local): Postgres crashing may lose the last few
+   * milliseconds of attempt records, never corrupt them, and a lost record only leaves its
+   * lease to expire, so the delivery is sent once more under the same webhook-id, which receivers
+   * deduplicate (Standard Webhooks). A delivery's body is fixed by fixPayloads, which does wait
+   * for its flush, so a resend always has the same bytes. Each round's wait for a flush was the
+   * longest part of a delivery's turn in its endpoint's places.
    */
   async recordAttempts(
     attempts: {
@@ -266,7 +274,8 @@ export class WebhooksRepository {
               delivered_at = CASE WHEN a.delivered THEN now() END,
               next_attempt_at = CASE WHEN a.retry IS NULL THEN d.next_attempt_at
                                      ELSE now() + make_interval(secs => a.retry) END
-         FROM unnest($1::uuid[], $2::jsonb[], $3::bool[], $4::float8[])
+         FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit,
+              unnest($1::uuid[], $2::jsonb[], $3::bool[], $4::float8[])
               AS a(id, attempt, delivered, retry)
         WHERE d.id = a.id AND d.status = 'pending'`,
       [
