@@ -188,11 +188,10 @@ export class ReclaimRepository {
   ): Promise<VictimSnapshot> {
     const cache = this.held.get(provider);
     const reuse = !opts.fresh && cache !== undefined && Date.now() - cache.filledAt < FULL_READ_MS;
-    // From memory, one statement reads the rest and the changes; a full read runs beside it.
-    const [state, full] = await Promise.all([
-      this.readState(provider, waiting, reuse ? cache.eventId : null),
-      reuse ? undefined : this.readHeld(provider),
-    ]);
+    // From memory, one statement reads the rest and the changes; a full read goes first, on the
+    // same connection turn (one connection per decision, whatever the pool holds).
+    const full = reuse ? undefined : await this.readHeld(provider);
+    const state = await this.readState(provider, waiting, reuse ? cache.eventId : null);
     const held = full ?? this.applyChanges(provider, cache!, state);
     const voices = [...held.voices.values()];
     return {
