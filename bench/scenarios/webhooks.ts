@@ -31,7 +31,9 @@ const WORKER_CONCURRENCY = 8;
  * write, so their own events add no deliveries to the runs without load. The allocation runs are throughput.ts's workload
  * (voices inserted `queued`, zero-latency sandbox, ample slots), measured from the first claim to
  * the last ready; the runs alternate (without, with, without) on the same service, and the ratio
- * is taken against the mean of the two runs without, so a drift of the shared machine shows.
+ * is taken against the mean of the two runs without, so a drift of the shared machine shows. A
+ * fourth run, before the last, writes the same events as voice.reclaimed rows, which the endpoint
+ * does not take: what the writes alone cost the allocation, apart from delivering them.
  */
 export async function webhooks(
   mode: Mode,
@@ -115,11 +117,20 @@ export async function webhooks(
         `committed → received p50 ${loadLatency.p50} ms, p99 ${loadLatency.p99} ms`,
     );
 
+    progress(`webhooks: allocation with ${loadRate} events/s written that no endpoint takes`);
+    const silent = new EventSource(pool, voiceIds, true);
+    silent.start(loadRate);
+    await sleep(2_000);
+    const written = await allocate(world, 'w-', allocations, sampleBytes);
+    await silent.stop();
+    progress(`webhooks: ${written.perSecond.toFixed(0)} allocations/s with events written only`);
+
     progress(`webhooks: allocation without deliveries again (${allocations} voices)`);
     const after = await allocate(world, 'a2-', allocations, sampleBytes);
     progress(`webhooks: ${after.perSecond.toFixed(0)} allocations/s without deliveries`);
     const baseline = (before.perSecond + after.perSecond) / 2;
     const ratio = during.perSecond / baseline;
+    const writtenRatio = written.perSecond / baseline;
 
     const sent = lat.committedAt.size + load.committedAt.size;
     const uniqueDelivered = receiver.firstSeen.size;
@@ -130,7 +141,7 @@ export async function webhooks(
       );
       return rows[0].n;
     });
-    const ready = before.ready + during.ready + after.ready;
+    const ready = before.ready + during.ready + written.ready + after.ready;
     await service.stop();
 
     return {
@@ -162,8 +173,10 @@ export async function webhooks(
         allocation: {
           withoutBefore: before,
           withDeliveries: during,
+          withEventsWrittenOnly: written,
           withoutAfter: after,
           ratio: round(ratio, 3),
+          ratioEventsWrittenOnly: round(writtenRatio, 3),
           deliveriesPerSecondDuringLoadedRun: round(deliveredDuring / loadedSeconds, 1),
           loadedRunSeconds: round(loadedSeconds, 2),
         },
@@ -173,7 +186,7 @@ export async function webhooks(
           duplicateRequests: duplicates,
           badSignatures: receiver.badSignatures,
           deliveriesNotDelivered: failedDeliveries,
-          eventWriteErrors: lat.errors + load.errors,
+          eventWriteErrors: lat.errors + load.errors + silent.errors,
           allocationsReady: ready,
           deliveredBeforeLoad: deliveredBefore,
         },
@@ -188,14 +201,28 @@ export async function webhooks(
           `${uniqueDelivered} of ${sent}`,
         ),
         mustEqual(mode, 'webhooks', 'bad signatures at the receiver', receiver.badSignatures, 0),
+        mustEqual(
+          mode,
+          'webhooks',
+          'event writes that failed',
+          lat.errors + load.errors + silent.errors,
+          0,
+        ),
         mustEqual(mode, 'webhooks', 'deliveries not delivered', failedDeliveries, 0),
         mustEqual(
           mode,
           'webhooks',
           'voices ready in the allocation runs',
           ready,
-          3 * allocations,
-          `${ready} of ${3 * allocations}`,
+          4 * allocations,
+          `${ready} of ${4 * allocations}`,
+        ),
+        info(
+          'webhooks',
+          `allocations/s with ${loadRate} events/s written but not delivered ÷ without`,
+          round(writtenRatio, 3),
+          `${writtenRatio.toFixed(2)} (${written.perSecond.toFixed(0)}/s): what writing the ` +
+            `events costs the allocation on this machine before anything is delivered`,
         ),
         info(
           'webhooks',

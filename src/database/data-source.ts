@@ -13,6 +13,7 @@ import { VoiceEventStream1765400000000 } from './migrations/1765400000000-voice-
 import { ProviderEvents1765400001000 } from './migrations/1765400001000-provider-events';
 import { WebhookClaim1765400002000 } from './migrations/1765400002000-webhook-claim';
 import { UploadProbe1765500000000 } from './migrations/1765500000000-upload-probe';
+import { WebhookLeaseHot1765600000000 } from './migrations/1765600000000-webhook-lease-hot';
 
 export const MIGRATIONS = [
   InitialSchema1764489600000,
@@ -28,6 +29,7 @@ export const MIGRATIONS = [
   ProviderEvents1765400001000,
   WebhookClaim1765400002000,
   UploadProbe1765500000000,
+  WebhookLeaseHot1765600000000,
 ];
 
 /**

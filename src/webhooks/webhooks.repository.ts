@@ -161,8 +161,19 @@ export class WebhooksRepository {
   /**
    * Takes up to `max` due deliveries under a lease, at most `perEndpoint` in flight per endpoint
    * (counted with the leases others hold), oldest due first, so one slow receiver cannot occupy
-   * every worker while the others wait. Each endpoint's candidates are read from its own index
-   * range (WebhookClaim1765400002000), so a long backlog does not slow the claim.
+   * every worker while the others wait. The leases are counted among the endpoint's first
+   * `perEndpoint + max` due deliveries: taken oldest first, the ones in flight are among them
+   * (a lease further back, behind that many older deliveries due and not taken, is not counted,
+   * and the endpoint may then have a few more in flight for a round). No index of leases: the
+   * lease is a HOT update (WebhookLeaseHot1765600000000), one heap tuple and no index entries.
+   * Each endpoint's candidates are read from its own index
+   * range (WebhookClaim1765400002000), so a long backlog does not slow the claim. Committed
+   * without waiting for the WAL flush (as recordAttempts): a lease lost to a crash of Postgres
+   * only lets the delivery be taken again, sent once more under the same webhook-id.
+   *
+   * A parameterised statement, planned at each call for its own limits: a PL/pgSQL function
+   * keeping one generic plan was tried and dropped (52 ms a claim once a backlog had formed,
+   * against 2 ms planned each time).
    */
   async claimDue(
     max: number,
@@ -181,14 +192,17 @@ export class WebhooksRepository {
       `WITH cand AS (
          SELECT c.id, c.next_attempt_at FROM webhook_endpoints e
           CROSS JOIN LATERAL (
-            SELECT d.id, d.next_attempt_at FROM webhook_deliveries d
-             WHERE d.endpoint_id = e.id AND d.status = 'pending' AND d.next_attempt_at <= now()
-               AND (d.lease_until IS NULL OR d.lease_until <= now())
-             ORDER BY d.next_attempt_at, d.id
-             LIMIT GREATEST(0, $2 - (
-               SELECT count(*) FROM webhook_deliveries b
-                WHERE b.endpoint_id = e.id AND b.status = 'pending' AND b.lease_until IS NOT NULL
-                  AND b.lease_until > now()))) c
+            SELECT w.id, w.next_attempt_at FROM (
+              SELECT x.*,
+                     count(*) FILTER (WHERE x.leased) OVER () AS in_flight,
+                     count(*) FILTER (WHERE NOT x.leased)
+                       OVER (ORDER BY x.next_attempt_at, x.id ROWS UNBOUNDED PRECEDING) AS k
+                FROM (SELECT d.id, d.next_attempt_at, COALESCE(d.lease_until > now(), false) AS leased
+                        FROM webhook_deliveries d
+                       WHERE d.endpoint_id = e.id AND d.status = 'pending' AND d.next_attempt_at <= now()
+                       ORDER BY d.next_attempt_at, d.id
+                       LIMIT $2::int + $1::int) x) w
+             WHERE NOT w.leased AND w.k <= $2 - w.in_flight) c
           WHERE e.deleted_at IS NULL),
        pick AS (
          SELECT d.id FROM webhook_deliveries d JOIN cand ON cand.id = d.id
@@ -196,7 +210,8 @@ export class WebhooksRepository {
           ORDER BY cand.next_attempt_at LIMIT $1 FOR UPDATE OF d SKIP LOCKED),
        u AS (
          UPDATE webhook_deliveries d SET lease_until = now() + make_interval(secs => $3)
-           FROM pick, webhook_endpoints e
+           FROM pick, webhook_endpoints e,
+                (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
           WHERE d.id = pick.id AND e.id = d.endpoint_id
          RETURNING d.*, e.url, e.secret)
        -- A statement, not a bare UPDATE, so the driver answers rows (TypeORM wraps UPDATE results).
@@ -227,35 +242,16 @@ export class WebhooksRepository {
   }
 
   /**
-   * Fixes the bodies at their first attempt, unless another attempt fixed one first (its body
-   * wins, so every attempt sends the same bytes). Answers the body to send, by delivery id.
-   */
-  async fixPayloads(bodies: { id: string; payload: string }[]): Promise<Map<string, string>> {
-    if (bodies.length === 0) return new Map();
-    const rows = await this.ds.query<{ id: string; payload: string }[]>(
-      `WITH u AS (
-         UPDATE webhook_deliveries d SET payload = COALESCE(d.payload, b.payload)
-           FROM unnest($1::uuid[], $2::text[]) AS b(id, payload)
-          WHERE d.id = b.id
-         RETURNING d.id, d.payload)
-       SELECT id, payload FROM u`,
-      [bodies.map((b) => b.id), bodies.map((b) => b.payload)],
-    );
-    return new Map(rows.map((r) => [r.id, r.payload]));
-  }
-
-  /**
-   * Records a round's attempts in one statement: each delivered, or due again after
-   * `retryInSeconds`, or failed for good when that is null. Only while still pending: a delivery
-   * another worker already delivered (one frozen past its lease, then woken) stays delivered.
+   * Records attempts in one statement: each delivered, or due again after
+   * `retryInSeconds`, or failed for good when that is null; a first attempt's record also keeps
+   * the body it sent, which every later attempt sends again (a body already kept wins). Only while
+   * still pending: a delivery another worker already delivered (one frozen past its lease, then
+   * woken) stays delivered.
    *
-   * Committed without waiting for the WAL flush (synchronous_commit off for this statement's
-   * transaction alone, set_config's is_local): Postgres crashing may lose the last few
-   * milliseconds of attempt records, never corrupt them, and a lost record only leaves its
-   * lease to expire, so the delivery is sent once more under the same webhook-id, which receivers
-   * deduplicate (Standard Webhooks). A delivery's body is fixed by fixPayloads, which does wait
-   * for its flush, so a resend always has the same bytes. Each round's wait for a flush was the
-   * longest part of a delivery's turn in its endpoint's places.
+   * Committed without waiting for the WAL flush: Postgres crashing may lose the last few
+   * milliseconds of records, never corrupt them, and a lost record only leaves its lease to
+   * expire, so the delivery is sent once more under the same webhook-id, which receivers
+   * deduplicate (Standard Webhooks), with its body built again if none was kept.
    */
   async recordAttempts(
     attempts: {
@@ -263,26 +259,30 @@ export class WebhooksRepository {
       attempt: Attempt;
       delivered: boolean;
       retryInSeconds: number | null;
+      /** The body sent, when no body was kept before this attempt. */
+      payload: string | null;
     }[],
   ): Promise<void> {
     if (attempts.length === 0) return;
     await this.ds.query(
       `UPDATE webhook_deliveries d SET attempts = d.attempts + 1, lease_until = NULL,
               history = d.history || jsonb_build_array(a.attempt),
+              payload = COALESCE(d.payload, a.payload),
               status = CASE WHEN a.delivered THEN 'delivered' WHEN a.retry IS NULL THEN 'failed'
                             ELSE 'pending' END::webhook_delivery_status,
               delivered_at = CASE WHEN a.delivered THEN now() END,
               next_attempt_at = CASE WHEN a.retry IS NULL THEN d.next_attempt_at
                                      ELSE now() + make_interval(secs => a.retry) END
          FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit,
-              unnest($1::uuid[], $2::jsonb[], $3::bool[], $4::float8[])
-              AS a(id, attempt, delivered, retry)
+              unnest($1::uuid[], $2::jsonb[], $3::bool[], $4::float8[], $5::text[])
+              AS a(id, attempt, delivered, retry, payload)
         WHERE d.id = a.id AND d.status = 'pending'`,
       [
         attempts.map((a) => a.id),
         attempts.map((a) => JSON.stringify(a.attempt)),
         attempts.map((a) => a.delivered),
         attempts.map((a) => a.retryInSeconds),
+        attempts.map((a) => a.payload),
       ],
     );
   }

@@ -65,9 +65,14 @@ export class EventSource {
   private running = false;
   private loop: Promise<void> | null = null;
 
+  /**
+   * `unsubscribed`: the events are voice.reclaimed rows instead, which the benchmark's endpoint
+   * does not take, so the same writes go in with nothing to deliver.
+   */
   constructor(
     private readonly pool: Pool,
     private readonly voiceIds: string[],
+    private readonly unsubscribed = false,
   ) {}
 
   start(perSecond: number): void {
@@ -87,9 +92,11 @@ export class EventSource {
         try {
           const { rows } = await this.pool.query<{ id: string }>(
             `INSERT INTO voice_events (voice_id, type, reason, from_status, to_status)
-             SELECT v, 'failed', 'provider_fatal', 'allocating', 'failed' FROM unnest($1::uuid[]) v
+             SELECT v, $2::text::voice_event_type, 'provider_fatal', $3::text::voice_status,
+                    $2::text::voice_status
+               FROM unnest($1::uuid[]) v
              RETURNING id::text`,
-            [ids],
+            this.unsubscribed ? [ids, 'reclaimed', 'ready'] : [ids, 'failed', 'allocating'],
           );
           const at = performance.now();
           for (const r of rows) this.committedAt.set(`evt_${r.id}`, at);
